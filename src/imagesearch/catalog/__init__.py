@@ -1,0 +1,1 @@
+"""The catalog: products, their texts, prices, shipping and images, in SQLite."""

@@ -1,0 +1,470 @@
+"""The catalog store: one SQLite file (WAL mode) behind a small read/write API.
+
+Readers (searches, possibly in several server workers) never block the single
+writer (an import) thanks to WAL.  Writes go through :meth:`Catalog.writer`, a
+transaction the caller commits only once the index matching it is on disk, so
+the catalog and the index change together or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from .records import ProductRecord
+from .schema import (
+    categories,
+    category_names,
+    image_blobs,
+    images,
+    meta,
+    metadata,
+    product_ship_to,
+    product_titles,
+    products,
+)
+
+CATALOG_FILE = "catalog.sqlite"
+#: SQLite's bound-parameter limit is 32766; stay well below it.
+CHUNK = 900
+
+
+@dataclass(frozen=True)
+class Category:
+    """One category level of a product, with its names per language."""
+
+    id: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """Everything a search result needs about a product."""
+
+    pk: int
+    product_id: str
+    shop_id: int
+    titles: dict[str, str]
+    first_category: Category | None
+    second_category: Category | None
+    sale_price: Decimal
+    original_price: Decimal | None
+    currency: str
+    volume: int
+    evaluate_rate: Decimal | None
+    ship_from: str | None
+    ship_to: tuple[str, ...] | None
+    detail_url: str
+    image_ids: tuple[int, ...] = field(default=())
+    image_sources: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A distinct image content: thumbnail and embedding, keyed by SHA-256."""
+
+    sha256: str
+    width: int
+    height: int
+    thumbnail: bytes
+    embedding: np.ndarray
+
+
+def _chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sqlite_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+        # Let SQLAlchemy's BEGIN be a real, immediate write lock (not the driver's lazy one).
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("write") else "BEGIN")
+
+    return engine
+
+
+class Catalog:
+    """Products, texts, shipping, categories and images of one data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / CATALOG_FILE
+        self.engine = _sqlite_engine(self.path)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reading -------------------------------------------------------------
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A consistent read snapshot."""
+        with self.engine.connect() as connection:
+            with connection.begin():
+                yield connection
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.reader() as connection:
+            return _get_meta(connection, key, default)
+
+    def counts(self) -> dict[str, int]:
+        with self.reader() as connection:
+            return {
+                "products": connection.scalar(select(func.count()).select_from(products)) or 0,
+                "images": connection.scalar(select(func.count()).select_from(images)) or 0,
+                "distinct_images": connection.scalar(select(func.count()).select_from(image_blobs)) or 0,
+                "categories": connection.scalar(select(func.count()).select_from(categories)) or 0,
+                "shops": connection.scalar(select(func.count(products.c.shop_id.distinct()))) or 0,
+            }
+
+    def image_owners(self, image_ids: Sequence[int]) -> dict[int, int]:
+        """image id -> product pk, for the ids that still exist."""
+        owners: dict[int, int] = {}
+        with self.reader() as connection:
+            for chunk in _chunks(list(image_ids)):
+                for image_id, product_pk in connection.execute(
+                    select(images.c.id, images.c.product_pk).where(images.c.id.in_(chunk))
+                ):
+                    owners[image_id] = product_pk
+        return owners
+
+    def shipping_to(self, product_pks: Sequence[int], country: str) -> set[int]:
+        """Which of ``product_pks`` ship to ``country`` (explicitly or worldwide)."""
+        allowed: set[int] = set()
+        with self.reader() as connection:
+            for chunk in _chunks(list(product_pks)):
+                allowed.update(
+                    connection.scalars(
+                        select(products.c.pk).where(products.c.pk.in_(chunk), products.c.ships_everywhere.is_(True))
+                    )
+                )
+                allowed.update(
+                    connection.scalars(
+                        select(product_ship_to.c.product_pk).where(
+                            product_ship_to.c.product_pk.in_(chunk), product_ship_to.c.country == country
+                        )
+                    )
+                )
+        return allowed
+
+    def products_by_pk(self, product_pks: Sequence[int]) -> dict[int, ProductView]:
+        """Full views of the given products (missing ones are left out)."""
+        with self.reader() as connection:
+            return _load_views(connection, list(product_pks))
+
+    def product_by_id(self, product_id: str) -> ProductView | None:
+        with self.reader() as connection:
+            pk = connection.scalar(select(products.c.pk).where(products.c.product_id == product_id))
+            return _load_views(connection, [pk]).get(pk) if pk is not None else None
+
+    def thumbnail(self, image_id: int) -> bytes | None:
+        with self.reader() as connection:
+            return connection.scalar(
+                select(image_blobs.c.thumbnail).join(images, images.c.sha256 == image_blobs.c.sha256).where(images.c.id == image_id)
+            )
+
+    def known_blobs(self, shas: Iterable[str]) -> set[str]:
+        """Which contents are already stored (their embedding can be reused)."""
+        found: set[str] = set()
+        with self.reader() as connection:
+            for chunk in _chunks(list(set(shas))):
+                found.update(connection.scalars(select(image_blobs.c.sha256).where(image_blobs.c.sha256.in_(chunk))))
+        return found
+
+    def all_blob_shas(self) -> list[str]:
+        with self.reader() as connection:
+            return list(connection.scalars(select(image_blobs.c.sha256)))
+
+    def thumbnail_by_sha(self, sha: str) -> bytes | None:
+        with self.reader() as connection:
+            return connection.scalar(select(image_blobs.c.thumbnail).where(image_blobs.c.sha256 == sha))
+
+    def sources_of(self, sha: str) -> list[str]:
+        with self.reader() as connection:
+            return list(connection.scalars(select(images.c.source).where(images.c.sha256 == sha)))
+
+    # -- writing -------------------------------------------------------------
+
+    def store_blobs(self, blobs: Sequence[Blob]) -> None:
+        """Store image contents ahead of an import, in their own short transaction.
+
+        A blob that no image row references is harmless (a cache entry), so this
+        may commit before the import does; :meth:`CatalogWriter.drop_unused_blobs`
+        removes leftovers.
+        """
+        if not blobs:
+            return
+        with self.writer() as writer:
+            writer.connection.execute(
+                sqlite_insert(image_blobs).on_conflict_do_nothing(),
+                [
+                    {
+                        "sha256": blob.sha256,
+                        "width": blob.width,
+                        "height": blob.height,
+                        "thumbnail": blob.thumbnail,
+                        "embedding": np.ascontiguousarray(blob.embedding, dtype=np.float32).tobytes(),
+                    }
+                    for blob in blobs
+                ],
+            )
+
+    @contextmanager
+    def writer(self) -> Iterator["CatalogWriter"]:
+        """A write transaction (BEGIN IMMEDIATE): committed if the block ends normally."""
+        with self.engine.connect() as connection:
+            connection.info["write"] = True
+            try:
+                with connection.begin():
+                    yield CatalogWriter(connection)
+            finally:
+                connection.info.pop("write", None)
+
+
+class CatalogWriter:
+    """Write operations inside one transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        return _get_meta(self.connection, key, default)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.connection.execute(
+            sqlite_insert(meta).values(key=key, value=value).on_conflict_do_update(index_elements=["key"], set_={"value": value})
+        )
+
+    def current_images(self, product_ids: Sequence[str]) -> dict[str, list[tuple[int, str, str]]]:
+        """product_id -> [(image id, sha256, source)] in position order."""
+        found: dict[str, list[tuple[int, str, str]]] = {}
+        for chunk in _chunks(list(product_ids)):
+            rows = self.connection.execute(
+                select(products.c.product_id, images.c.id, images.c.sha256, images.c.source)
+                .join(images, images.c.product_pk == products.c.pk)
+                .where(products.c.product_id.in_(chunk))
+                .order_by(images.c.product_pk, images.c.position)
+            )
+            for product_id, image_id, sha, source in rows:
+                found.setdefault(product_id, []).append((image_id, sha, source))
+        return found
+
+    def upsert_product(self, record: ProductRecord, image_sources: Sequence[str], image_shas: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Insert or update a product; returns (image ids added, image ids removed).
+
+        ``image_sources`` are the canonical sources (absolute paths or URLs).
+
+        Images whose content (SHA-256) and position are unchanged keep their id,
+        hence their vector in the index; only new or changed images are added.
+        """
+        now = time.time()
+        first = record.category.get("first_level")
+        second = record.category.get("second_level")
+        for level, category in ((1, first), (2, second)):
+            if category is not None:
+                self._upsert_category(category.id, level, category.name)
+        values = {
+            "shop_id": record.shop_id,
+            "first_category_id": first.id if first else None,
+            "second_category_id": second.id if second else None,
+            "sale_price": str(record.price.sale),
+            "original_price": str(record.price.original) if record.price.original is not None else None,
+            "currency": record.price.currency,
+            "volume": record.volume,
+            "evaluate_rate": str(record.evaluate_rate) if record.evaluate_rate is not None else None,
+            "ship_from": record.ship_from,
+            "ships_everywhere": record.ship_to is None,
+            "detail_url": record.product_detail_url,
+            "updated_at": now,
+        }
+        pk = self.connection.scalar(select(products.c.pk).where(products.c.product_id == record.product_id))
+        if pk is None:
+            pk = self.connection.execute(insert(products).values(product_id=record.product_id, **values)).inserted_primary_key[0]
+        else:
+            self.connection.execute(update(products).where(products.c.pk == pk).values(**values))
+        self.connection.execute(delete(product_titles).where(product_titles.c.product_pk == pk))
+        self.connection.execute(
+            insert(product_titles), [{"product_pk": pk, "lang": lang, "title": title} for lang, title in record.title.items()]
+        )
+        self.connection.execute(delete(product_ship_to).where(product_ship_to.c.product_pk == pk))
+        if record.ship_to:
+            self.connection.execute(
+                insert(product_ship_to), [{"product_pk": pk, "country": country} for country in record.ship_to]
+            )
+        return self._replace_images(pk, image_sources, image_shas)
+
+    def _replace_images(self, pk: int, sources: Sequence[str], shas: Sequence[str]) -> tuple[list[int], list[int]]:
+        existing = list(
+            self.connection.execute(
+                select(images.c.id, images.c.position, images.c.sha256).where(images.c.product_pk == pk)
+            )
+        )
+        kept: dict[tuple[int, str], int] = {(position, sha): image_id for image_id, position, sha in existing}
+        wanted = {(position, sha) for position, sha in enumerate(shas)}
+        removed = [image_id for key, image_id in kept.items() if key not in wanted]
+        if removed:
+            self.connection.execute(delete(images).where(images.c.id.in_(removed)))
+        added: list[int] = []
+        for position, (source, sha) in enumerate(zip(sources, shas)):
+            if (position, sha) in kept:
+                self.connection.execute(update(images).where(images.c.id == kept[(position, sha)]).values(source=source))
+                continue
+            result = self.connection.execute(
+                insert(images).values(product_pk=pk, position=position, source=source, sha256=sha)
+            )
+            added.append(result.inserted_primary_key[0])
+        return added, removed
+
+    def _upsert_category(self, category_id: str, level: int, names: dict[str, str]) -> None:
+        self.connection.execute(
+            sqlite_insert(categories)
+            .values(category_id=category_id, level=level)
+            .on_conflict_do_update(index_elements=["category_id"], set_={"level": level})
+        )
+        for lang, name in names.items():
+            self.connection.execute(
+                sqlite_insert(category_names)
+                .values(category_id=category_id, lang=lang, name=name)
+                .on_conflict_do_update(index_elements=["category_id", "lang"], set_={"name": name})
+            )
+
+    def delete_products(self, product_ids: Sequence[str]) -> tuple[list[str], list[int]]:
+        """Delete products by id; returns (ids actually deleted, their image ids)."""
+        deleted: list[str] = []
+        image_ids: list[int] = []
+        for chunk in _chunks(list(product_ids)):
+            rows = list(self.connection.execute(select(products.c.pk, products.c.product_id).where(products.c.product_id.in_(chunk))))
+            pks = [pk for pk, _ in rows]
+            deleted.extend(product_id for _, product_id in rows)
+            image_ids.extend(self.connection.scalars(select(images.c.id).where(images.c.product_pk.in_(pks))))
+            self.connection.execute(delete(images).where(images.c.product_pk.in_(pks)))
+            self.connection.execute(delete(products).where(products.c.pk.in_(pks)))
+        return deleted, image_ids
+
+    def product_ids_not_in(self, keep: set[str]) -> list[str]:
+        return [product_id for product_id in self.connection.scalars(select(products.c.product_id)) if product_id not in keep]
+
+    def vectors_for(self, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, embeddings) of the given images, for adding them to the index."""
+        ids: list[int] = []
+        vectors: list[np.ndarray] = []
+        for chunk in _chunks(list(image_ids)):
+            for image_id, embedding in self.connection.execute(
+                select(images.c.id, image_blobs.c.embedding)
+                .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
+                .where(images.c.id.in_(chunk))
+            ):
+                ids.append(image_id)
+                vectors.append(np.frombuffer(embedding, dtype=np.float32))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return np.array(ids, dtype=np.int64), np.stack(vectors)
+
+    def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every (image ids, embeddings) pair, in batches, for rebuilding an index."""
+        result = self.connection.execute(
+            select(images.c.id, image_blobs.c.embedding)
+            .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
+            .order_by(images.c.id)
+        )
+        while rows := result.fetchmany(batch):
+            yield (
+                np.array([row[0] for row in rows], dtype=np.int64),
+                np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows]),
+            )
+
+    def replace_embeddings(self, embeddings: dict[str, np.ndarray]) -> None:
+        """Overwrite stored embeddings (re-embedding with a new model)."""
+        for sha, vector in embeddings.items():
+            self.connection.execute(
+                update(image_blobs).where(image_blobs.c.sha256 == sha).values(embedding=np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+            )
+
+    def drop_unused_blobs(self) -> int:
+        """Delete contents no image references any more."""
+        result = self.connection.execute(
+            delete(image_blobs).where(~image_blobs.c.sha256.in_(select(images.c.sha256).distinct()))
+        )
+        self.connection.execute(
+            delete(categories).where(
+                ~categories.c.category_id.in_(select(products.c.first_category_id).where(products.c.first_category_id.is_not(None))),
+                ~categories.c.category_id.in_(select(products.c.second_category_id).where(products.c.second_category_id.is_not(None))),
+            )
+        )
+        return result.rowcount or 0
+
+
+def _get_meta(connection: Connection, key: str, default: str | None) -> str | None:
+    value = connection.scalar(select(meta.c.value).where(meta.c.key == key))
+    return default if value is None else value
+
+
+def _load_views(connection: Connection, pks: list[int]) -> dict[int, ProductView]:
+    views: dict[int, ProductView] = {}
+    for chunk in _chunks(pks):
+        rows = list(connection.execute(select(products).where(products.c.pk.in_(chunk))))
+        titles: dict[int, dict[str, str]] = {}
+        for product_pk, lang, title in connection.execute(
+            select(product_titles.c.product_pk, product_titles.c.lang, product_titles.c.title).where(product_titles.c.product_pk.in_(chunk))
+        ):
+            titles.setdefault(product_pk, {})[lang] = title
+        ship: dict[int, list[str]] = {}
+        for product_pk, country in connection.execute(
+            select(product_ship_to.c.product_pk, product_ship_to.c.country).where(product_ship_to.c.product_pk.in_(chunk))
+        ):
+            ship.setdefault(product_pk, []).append(country)
+        pictures: dict[int, list[tuple[int, str]]] = {}
+        for product_pk, image_id, source in connection.execute(
+            select(images.c.product_pk, images.c.id, images.c.source).where(images.c.product_pk.in_(chunk)).order_by(images.c.product_pk, images.c.position)
+        ):
+            pictures.setdefault(product_pk, []).append((image_id, source))
+        category_ids = {row.first_category_id for row in rows} | {row.second_category_id for row in rows}
+        names: dict[str, dict[str, str]] = {}
+        category_ids.discard(None)
+        if category_ids:
+            for category_id, lang, name in connection.execute(
+                select(category_names.c.category_id, category_names.c.lang, category_names.c.name).where(category_names.c.category_id.in_(category_ids))
+            ):
+                names.setdefault(category_id, {})[lang] = name
+        for row in rows:
+            views[row.pk] = ProductView(
+                pk=row.pk,
+                product_id=row.product_id,
+                shop_id=row.shop_id,
+                titles=titles.get(row.pk, {}),
+                first_category=Category(row.first_category_id, names.get(row.first_category_id, {})) if row.first_category_id else None,
+                second_category=Category(row.second_category_id, names.get(row.second_category_id, {})) if row.second_category_id else None,
+                sale_price=Decimal(row.sale_price),
+                original_price=Decimal(row.original_price) if row.original_price is not None else None,
+                currency=row.currency,
+                volume=row.volume,
+                evaluate_rate=Decimal(row.evaluate_rate) if row.evaluate_rate is not None else None,
+                ship_from=row.ship_from,
+                ship_to=None if row.ships_everywhere else tuple(sorted(ship.get(row.pk, []))),
+                detail_url=row.detail_url,
+                image_ids=tuple(image_id for image_id, _ in pictures.get(row.pk, [])),
+                image_sources=tuple(source for _, source in pictures.get(row.pk, [])),
+            )
+    return views

@@ -1,0 +1,199 @@
+"""The ``imagesearch`` command line: import, delete, search, info, rates, reindex."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import ConfigError, Settings, load_settings
+from .errors import ImageSearchError, SearchError
+from .ingest.importer import ImportRejected, delete_products, import_file
+from .ingest.reindex import reindex
+from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
+from .workspace import EMBEDDER_KEY, Workspace
+
+
+def _echo_json(document: Any) -> None:
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _workspace(ctx: click.Context) -> Workspace:
+    settings: Settings = ctx.obj["settings"]
+    return Workspace(settings)
+
+
+class _Group(click.Group):
+    """Turns our errors into a one-line message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImportRejected as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except SearchError as exc:
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            sys.exit(1)
+        except (ImageSearchError, ConfigError, RatesError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="IMAGESEARCH_DATA_DIR",
+    default=None,
+    help="Folder holding the catalog, index and model cache (default ./data, or $IMAGESEARCH_DATA_DIR).",
+)
+@click.version_option(package_name="imagesearch")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None) -> None:
+    """Visual product search over your own catalog, speaking AliExpress's searchV2."""
+    ctx.ensure_object(dict)
+    ctx.obj["settings"] = load_settings(data_dir)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Make FILE the whole catalog: products absent from it are deleted.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows; write rejected ones to --rejects.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Where rejected rows go (default FILE.rejects.jsonl).")
+@click.option("--format", "file_format", type=click.Choice(["jsonl", "csv"]), help="File format (default: by extension).")
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal).")
+@click.pass_context
+def import_command(
+    ctx: click.Context, file: Path, replace: bool, skip_invalid: bool, rejects: Path | None, file_format: str | None, progress: bool | None
+) -> None:
+    """Import products from a JSON Lines or CSV FILE (atomic: all or nothing)."""
+    workspace = _workspace(ctx)
+    rejects_path = rejects or (file.with_name(file.name + ".rejects.jsonl") if skip_invalid else None)
+    report = import_file(
+        workspace,
+        file,
+        replace=replace,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects_path,
+        file_format=file_format,
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    summary = report.as_dict()
+    if report.rejected:
+        summary["rejects_file"] = str(rejects_path)
+        for error in report.rejected[:20]:
+            click.echo(f"rejected: {error.describe()}", err=True)
+    _echo_json(summary)
+
+
+@main.command("delete")
+@click.argument("product_ids", nargs=-1, required=True)
+@click.pass_context
+def delete_command(ctx: click.Context, product_ids: tuple[str, ...]) -> None:
+    """Delete products by PRODUCT_IDS (atomic)."""
+    report = delete_products(_workspace(ctx), list(product_ids))
+    _echo_json({"products_deleted": report.products_deleted, "images_removed": report.images_removed, "generation": report.generation})
+
+
+@main.command("search")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "search_type", type=click.Choice(["similar", "same"]), default="similar", show_default=True)
+@click.option("--currency", default=None, help="ISO 4217 code (default from settings, USD).")
+@click.option("--lang", default=None, help="Language of titles, e.g. en, fr, pt-BR.")
+@click.option("--ship-to", default=None, help="ISO 3166-1 alpha-2 country the products must ship to.")
+@click.option("--sort", "sort_type", type=click.Choice(["best", "price", "orders"]), default="best", show_default=True)
+@click.option("--order", "sort_order", type=click.Choice(["asc", "desc"]), default=None, help="Default: desc for best/orders, asc for price.")
+@click.option("--page-size", type=int, default=None)
+@click.option("--page-no", type=int, default=None)
+@click.option("--start-row-key", default=None, help="next_start_row_key of an earlier page.")
+@click.pass_context
+def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
+    """Search the catalog with IMAGE; prints the searchV2 JSON response."""
+    from .search.engine import SearchEngine
+    from .search.params import parse_params
+    from .search.searchv2 import render, render_error
+
+    workspace = _workspace(ctx)
+    settings = workspace.settings
+    engine = SearchEngine(workspace)
+    param0 = {key: value for key, value in options.items() if value is not None}
+    param0["image_base64"] = base64.b64encode(image.read_bytes()).decode()
+    try:
+        params = parse_params(param0, engine.rates(), settings.default_currency, settings.max_image_bytes)
+        result: Any = render(engine.search(params), settings.default_lang, settings.public_url)
+    except SearchError as exc:
+        _echo_json({"aliexpress_ds_image_searchV2_response": {"result": render_error(exc).model_dump()}})
+        sys.exit(1)
+    _echo_json({"aliexpress_ds_image_searchV2_response": {"result": result.model_dump()}})
+
+
+@main.command("info")
+@click.pass_context
+def info_command(ctx: click.Context) -> None:
+    """Counts, embedder, index structure and sizes."""
+    workspace = _workspace(ctx)
+    generation = workspace.generation()
+    manifest = workspace.index_store.manifest(generation)
+    rates = load_rates(workspace.data_dir)
+    catalog_bytes = sum(path.stat().st_size for path in workspace.data_dir.glob("catalog.sqlite*"))
+    info: dict[str, Any] = {
+        "data_dir": str(workspace.data_dir.resolve()),
+        **workspace.catalog.counts(),
+        "embedder": workspace.catalog.get_meta(EMBEDDER_KEY),
+        "index": {
+            "generation": generation,
+            "kind": _index_kind(workspace, generation) if manifest else None,
+            "vectors": manifest.count if manifest else 0,
+            "bytes": workspace.index_store.size_bytes(generation),
+        },
+        "catalog_bytes": catalog_bytes,
+        "last_write_at": workspace.catalog.get_meta("last_write_at"),
+        "rates": {"base": rates.base, "date": rates.date.isoformat(), "currencies": len(rates.rates)},
+    }
+    _echo_json(info)
+
+
+def _index_kind(workspace: Workspace, generation: int) -> str:
+    state = json.loads((workspace.index_store.path(generation) / "index.json").read_text())
+    return str(state["structure"])
+
+
+@main.group("rates")
+def rates_group() -> None:
+    """Exchange rates used to convert prices."""
+
+
+@rates_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def rates_import(ctx: click.Context, file: Path) -> None:
+    """Replace the rates table with FILE (our JSON format or the ECB eurofxref XML)."""
+    settings: Settings = ctx.obj["settings"]
+    table = parse_rates(file.read_bytes())
+    path = save_rates(table, settings.data_dir)
+    _echo_json({"saved": str(path), "base": table.base, "date": table.date.isoformat(), "currencies": len(table.rates)})
+
+
+@rates_group.command("show")
+@click.pass_context
+def rates_show(ctx: click.Context) -> None:
+    """Print the rates table in use."""
+    settings: Settings = ctx.obj["settings"]
+    click.echo(load_rates(settings.data_dir).to_json())
+
+
+@main.command("reindex")
+@click.option("--re-embed", is_flag=True, help="Recompute every embedding with the configured embedder first.")
+@click.option("--index-kind", type=click.Choice(["auto", "flat", "hnsw"]), default=None, help="Index structure to build.")
+@click.option("--progress/--no-progress", default=None)
+@click.pass_context
+def reindex_command(ctx: click.Context, re_embed: bool, index_kind: str | None, progress: bool | None) -> None:
+    """Rebuild the vector index from the catalog (atomic)."""
+    settings: Settings = ctx.obj["settings"].with_overrides(index_kind=index_kind)
+    report = reindex(Workspace(settings), re_embed=re_embed, progress=sys.stderr.isatty() if progress is None else progress)
+    _echo_json(report.__dict__)

@@ -1,0 +1,121 @@
+"""Configuration: safe defaults, overridden by a TOML file, then by environment variables.
+
+Precedence (last wins): defaults < ``<data dir>/imagesearch.toml`` (or the file
+named by ``IMAGESEARCH_CONFIG``) < ``IMAGESEARCH_<FIELD>`` environment
+variables < explicit command-line options.  Every field is listed with its
+meaning in the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ImageSearchError
+
+ENV_PREFIX = "IMAGESEARCH_"
+CONFIG_FILE = "imagesearch.toml"
+
+
+class ConfigError(ImageSearchError):
+    """A configuration value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service, with its default."""
+
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    #: Embedder: efficientnet-lite0 (fast, best for "same") or efficientnet-lite2.
+    model: str = "efficientnet-lite0"
+    resize: str = "squash"
+    flip: bool = True
+    threads: int = 0
+    #: Vector index: auto | flat | hnsw.
+    index_kind: str = "auto"
+    hnsw_threshold: int = 20_000
+    hnsw_m: int = 32
+    ef_construction: int = 100
+    ef_search: int = 128
+    #: Image limits for queries and catalog photos.
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    #: Fetching catalog images over HTTP.
+    fetch_timeout: float = 20.0
+    fetch_retries: int = 2
+    fetch_concurrency: int = 16
+    #: Search behaviour.
+    default_lang: str = "en"
+    default_currency: str = "USD"
+    similar_cap: int = 100
+    similar_min_score: float = 0.35
+    same_margin: float = 0.13
+    same_min_score: float = 0.70
+    result_ttl_seconds: int = 900
+    #: Base URL used in image_url for catalog images that are local files.
+    public_url: str = "http://127.0.0.1:8000"
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        """A copy with the non-None ``overrides`` applied (for CLI options)."""
+        return dataclasses.replace(self, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def _coerce(name: str, raw: Any, target: Any) -> Any:
+    """Convert a TOML or environment value to the type of the default."""
+    try:
+        if isinstance(target, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{raw!r} is not a boolean")
+        if isinstance(target, Path):
+            return Path(str(raw))
+        return type(target)(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: cannot use {raw!r} ({exc})") from exc
+
+
+def load_settings(data_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from defaults, the config file and the environment."""
+    environ = os.environ if environ is None else environ
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    chosen_dir = data_dir or Path(environ.get(f"{ENV_PREFIX}DATA_DIR", str(defaults.data_dir)))
+    config_path = Path(environ[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in environ else chosen_dir / CONFIG_FILE
+    known = {item.name: getattr(defaults, item.name) for item in fields(Settings)}
+    if config_path.exists():
+        try:
+            document = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from exc
+        for key, raw in document.items():
+            if key not in known:
+                raise ConfigError(f"{config_path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, known[key])
+    for key, default in known.items():
+        env_key = f"{ENV_PREFIX}{key.upper()}"
+        if env_key in environ:
+            values[key] = _coerce(key, environ[env_key], default)
+    values["data_dir"] = chosen_dir
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if settings.resize not in ("squash", "crop", "pad"):
+        raise ConfigError(f"resize must be squash, crop or pad, not {settings.resize!r}")
+    if settings.index_kind not in ("auto", "flat", "hnsw"):
+        raise ConfigError(f"index_kind must be auto, flat or hnsw, not {settings.index_kind!r}")
+    if not 1 <= settings.similar_cap <= 10_000:
+        raise ConfigError("similar_cap must be between 1 and 10000")
+    if settings.result_ttl_seconds < 600:
+        raise ConfigError("result_ttl_seconds must be at least 600: cursors are promised for 10 minutes")

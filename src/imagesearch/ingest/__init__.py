@@ -1,0 +1,1 @@
+"""Ingest: catalog files in, catalog rows and index vectors out, atomically."""

@@ -1,0 +1,231 @@
+"""The import pipeline: file -> validated rows -> image bytes -> blobs -> one atomic commit.
+
+Phase 1 (slow, resumable): read and validate every row, fetch every image,
+decode and embed only contents never seen before, and store those as
+content-addressed blobs.  Blobs are a cache: nothing references them yet, so
+the catalog a reader sees has not changed.
+Phase 2 (fast, atomic): in one catalog transaction, upsert products, delete
+what ``--replace`` or ``delete`` removes, apply the same changes to a copy of
+the index, publish that copy as the next generation, record the generation,
+commit.  A crash anywhere leaves either the old or the new catalog+index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from ..catalog.readers import Row, RowError, read_catalog_file
+from ..catalog.store import Blob, CatalogWriter
+from ..errors import ImageSearchError, SearchError
+from ..vision.decode import decode_image, thumbnail_jpeg
+from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
+from .sources import FetchError, fetch_all, is_url, resolve_local
+
+CHUNK_PRODUCTS = 64
+EMBED_BATCH = 16
+THUMBNAIL_SIZE = 256
+
+
+class ImportRejected(ImageSearchError):
+    """The file has invalid rows and ``skip_invalid`` was not given: nothing was changed."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = sorted(errors, key=lambda error: error.line)
+        lines = "\n".join(error.describe() for error in self.errors[:50])
+        more = f"\n... and {len(self.errors) - 50} more" if len(self.errors) > 50 else ""
+        super().__init__(f"{len(self.errors)} invalid row(s); the catalog was not changed:\n{lines}{more}")
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    products_written: int = 0
+    products_deleted: int = 0
+    images_added: int = 0
+    images_removed: int = 0
+    images_embedded: int = 0
+    images_reused: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+    generation: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "products_written": self.products_written,
+            "products_deleted": self.products_deleted,
+            "images_added": self.images_added,
+            "images_removed": self.images_removed,
+            "images_embedded": self.images_embedded,
+            "images_reused": self.images_reused,
+            "rejected": len(self.rejected),
+            "generation": self.generation,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _embed_new(workspace: Workspace, contents: dict[str, bytes]) -> tuple[list[Blob], dict[str, str]]:
+    """Decode, thumbnail and embed contents; returns blobs and per-sha decode errors."""
+    embedder = workspace.embedder
+    draft = max(embedder.input_size, THUMBNAIL_SIZE)
+    blobs: list[Blob] = []
+    failures: dict[str, str] = {}
+    pending: list[tuple[str, object, bytes, tuple[int, int]]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        vectors = embedder.embed([image for _, image, _, _ in pending])  # type: ignore[misc]
+        for (sha, _, thumb, (width, height)), vector in zip(pending, vectors):
+            blobs.append(Blob(sha, width, height, thumb, vector))
+        pending.clear()
+
+    for sha, data in contents.items():
+        try:
+            image = decode_image(data, workspace.decode_limits, draft_size=draft)
+        except SearchError as exc:
+            failures[sha] = exc.message
+            continue
+        pending.append((sha, image, thumbnail_jpeg(image, THUMBNAIL_SIZE), image.size))
+        if len(pending) >= EMBED_BATCH:
+            flush()
+    flush()
+    return blobs, failures
+
+
+def _prepare(
+    workspace: Workspace, rows: list[Row], base_dir: Path, report: ImportReport, progress: bool
+) -> tuple[list[tuple[Row, list[str], list[str]]], list[RowError]]:
+    """Phase 1: fetch, embed and store new contents; returns rows with their sources and hashes."""
+    ready: list[tuple[Row, list[str], list[str]]] = []
+    errors: list[RowError] = []
+    bar = tqdm(total=len(rows), unit="product", desc="import", disable=not progress)
+    try:
+        for start in range(0, len(rows), CHUNK_PRODUCTS):
+            chunk = rows[start : start + CHUNK_PRODUCTS]
+            fetched = fetch_all((ref for row in chunk for ref in row.record.images), base_dir, workspace.fetch_settings)
+            hashes = {ref: hashlib.sha256(data).hexdigest() for ref, data in fetched.items() if isinstance(data, bytes)}
+            known = workspace.catalog.known_blobs(hashes.values())
+            new_contents = {hashes[ref]: data for ref, data in fetched.items() if isinstance(data, bytes) and hashes[ref] not in known}
+            blobs, failures = _embed_new(workspace, new_contents)
+            workspace.catalog.store_blobs(blobs)
+            report.images_embedded += len(blobs)
+            report.images_reused += sum(1 for ref in hashes if hashes[ref] in known)
+            for row in chunk:
+                problems = []
+                for ref in row.record.images:
+                    outcome = fetched[ref]
+                    if isinstance(outcome, FetchError):
+                        problems.append(str(outcome))
+                    elif hashes[ref] in failures:
+                        problems.append(f"image {ref!r}: {failures[hashes[ref]]}")
+                if problems:
+                    errors.append(RowError(row.line, "; ".join(problems), row.record.product_id, row.record.model_dump_json()))
+                else:
+                    sources = [ref if is_url(ref) else str(resolve_local(ref, base_dir)) for ref in row.record.images]
+                    ready.append((row, sources, [hashes[ref] for ref in row.record.images]))
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    return ready, errors
+
+
+def write_rejects(path: Path, errors: Sequence[RowError]) -> None:
+    """One JSON object per rejected row: line, product_id, reason, and the row as read."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for error in sorted(errors, key=lambda item: item.line):
+            handle.write(json.dumps({"line": error.line, "product_id": error.product_id, "reason": error.reason, "row": error.raw}, ensure_ascii=False) + "\n")
+
+
+def commit_changes(workspace: Workspace, change: Callable[[CatalogWriter], tuple[list[int], list[int]]]) -> int:
+    """Phase 2: run ``change`` in a catalog transaction and publish the matching index.
+
+    ``change`` returns (image ids added, image ids removed).  Returns the new generation.
+    """
+    embedder = workspace.embedder
+    embedder_label = f"{embedder.name} {embedder.version}"
+    with workspace.catalog.writer() as writer:
+        workspace.check_embedder(writer.get_meta(EMBEDDER_KEY))
+        generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
+        index = workspace.load_index(generation)
+        added, removed = change(writer)
+        writer.drop_unused_blobs()
+        index.remove(np.array(removed, dtype=np.int64))
+        ids, vectors = writer.vectors_for(added)
+        index.add(ids, vectors)
+        workspace.index_store.publish(index, generation + 1, embedder.name, embedder.version)
+        writer.set_meta(GENERATION_KEY, str(generation + 1))
+        writer.set_meta(EMBEDDER_KEY, embedder_label)
+        writer.set_meta("last_write_at", str(time.time()))
+    workspace.index_store.sweep(keep=generation + 1)
+    return generation + 1
+
+
+def import_file(
+    workspace: Workspace,
+    path: Path,
+    *,
+    replace: bool = False,
+    skip_invalid: bool = False,
+    rejects_path: Path | None = None,
+    file_format: str | None = None,
+    progress: bool = False,
+) -> ImportReport:
+    """Import a JSON Lines or CSV catalog file; see the module docstring for the guarantees."""
+    started = time.perf_counter()
+    report = ImportReport()
+    with workspace.write_lock():
+        workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
+        rows, errors = read_catalog_file(path, workspace.settings.default_lang, file_format)
+        ready, image_errors = _prepare(workspace, rows, path.parent, report, progress)
+        errors.extend(image_errors)
+        if errors and not skip_invalid:
+            raise ImportRejected(errors)
+        report.rejected = sorted(errors, key=lambda error: error.line)
+        if rejects_path is not None and errors:
+            write_rejects(rejects_path, report.rejected)
+        keep = {row.record.product_id for row, _, _ in ready} | {error.product_id for error in errors if error.product_id}
+
+        def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
+            added: list[int] = []
+            removed: list[int] = []
+            for row, sources, shas in ready:
+                new, old = writer.upsert_product(row.record, sources, shas)
+                added.extend(new)
+                removed.extend(old)
+            report.products_written = len(ready)
+            if replace:
+                deleted, images_gone = writer.delete_products(writer.product_ids_not_in(keep))
+                report.products_deleted = len(deleted)
+                removed.extend(images_gone)
+            report.images_added, report.images_removed = len(added), len(removed)
+            return added, removed
+
+        report.generation = commit_changes(workspace, change)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def delete_products(workspace: Workspace, product_ids: Sequence[str]) -> ImportReport:
+    """Remove products (and their vectors) by id, atomically; unknown ids are ignored."""
+    started = time.perf_counter()
+    report = ImportReport()
+    with workspace.write_lock():
+
+        def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
+            deleted, images_gone = writer.delete_products(product_ids)
+            report.products_deleted = len(deleted)
+            report.images_removed = len(images_gone)
+            return [], images_gone
+
+        report.generation = commit_changes(workspace, change)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,93 @@
+"""Rebuilding the index from the catalog, optionally re-embedding every image.
+
+Plain ``reindex`` rebuilds the vector index from the embeddings stored in the
+catalog (to change index structure or repair a lost index).  ``re_embed``
+recomputes every embedding with the configured embedder, from each image's
+source when it can still be read, else from the stored thumbnail, and then
+rebuilds; the catalog then records the new embedder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import SearchError
+from ..index.faiss_index import FaissIndex
+from ..vision.decode import decode_image
+from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
+from .sources import FetchError, fetch_all
+
+RE_EMBED_BATCH = 64
+
+
+@dataclass
+class ReindexReport:
+    vectors: int = 0
+    re_embedded: int = 0
+    from_thumbnail: int = 0
+    generation: int = 0
+    index_kind: str = ""
+    seconds: float = 0.0
+
+
+def _re_embed(workspace: Workspace, report: ReindexReport, progress: bool) -> dict[str, np.ndarray]:
+    embedder = workspace.embedder
+    catalog = workspace.catalog
+    shas = catalog.all_blob_shas()
+    embeddings: dict[str, np.ndarray] = {}
+    for start in tqdm(range(0, len(shas), RE_EMBED_BATCH), desc="re-embed", unit="batch", disable=not progress):
+        batch = shas[start : start + RE_EMBED_BATCH]
+        sources = {sha: catalog.sources_of(sha) for sha in batch}
+        fetched = fetch_all((refs[0] for refs in sources.values() if refs), Path('/'), workspace.fetch_settings)
+        images = []
+        for sha in batch:
+            refs = sources[sha]
+            data = fetched.get(refs[0]) if refs else None
+            image = None
+            if isinstance(data, bytes):
+                try:
+                    image = decode_image(data, workspace.decode_limits, draft_size=embedder.input_size)
+                except SearchError:
+                    image = None
+            if image is None or isinstance(data, FetchError):
+                thumbnail = catalog.thumbnail_by_sha(sha)
+                image = decode_image(thumbnail, workspace.decode_limits) if thumbnail else None
+                report.from_thumbnail += 1
+            images.append(image)
+        vectors = embedder.embed([image for image in images if image is not None])
+        for sha, vector in zip([sha for sha, image in zip(batch, images) if image is not None], vectors):
+            embeddings[sha] = vector
+    report.re_embedded = len(embeddings)
+    return embeddings
+
+
+def reindex(workspace: Workspace, *, re_embed: bool = False, progress: bool = False) -> ReindexReport:
+    """Rebuild (and optionally re-embed) atomically, as a new index generation."""
+    started = time.perf_counter()
+    report = ReindexReport()
+    embedder = workspace.embedder
+    with workspace.write_lock():
+        if not re_embed:
+            workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
+        embeddings = _re_embed(workspace, report, progress) if re_embed else {}
+        with workspace.catalog.writer() as writer:
+            generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
+            if embeddings:
+                writer.replace_embeddings(embeddings)
+            index = FaissIndex(embedder.dim, workspace.index_store.settings)
+            for ids, vectors in writer.iter_vectors():
+                index.add(ids, vectors)
+            workspace.index_store.publish(index, generation + 1, embedder.name, embedder.version)
+            writer.set_meta(GENERATION_KEY, str(generation + 1))
+            writer.set_meta(EMBEDDER_KEY, f"{embedder.name} {embedder.version}")
+            report.vectors = len(index)
+            report.index_kind = index.kind
+        workspace.index_store.sweep(keep=generation + 1)
+    report.generation = generation + 1
+    report.seconds = time.perf_counter() - started
+    return report

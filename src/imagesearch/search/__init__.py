@@ -1,0 +1,1 @@
+"""The search pipeline: parameters in, a ranked, filtered, paginated page of products out."""

@@ -1,0 +1,220 @@
+"""The search function the HTTP edge and the CLI call.
+
+``SearchEngine.search(params)`` decodes and embeds the query image, asks the
+index for neighbours, aggregates them to products, keeps those that ship to
+the requested country, decides same/similar, sorts, stores the ranked list for
+paging and returns one page.  A page request with ``start_row_key`` skips all
+of that and cuts the page from the stored list.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from ..catalog.store import ProductView
+from ..errors import SearchError
+from ..index.faiss_index import FaissIndex
+from ..pricing.rates import RATES_FILE, RatesTable
+from ..vision.decode import decode_image
+from ..workspace import Workspace
+from .params import DEFAULT_PAGE_SIZE, SearchParams
+from .ranking import aggregate, select_same, select_similar, sort_items
+from .results import RankedItem, ResultSet, ResultStore
+
+#: Neighbours fetched per query at first; doubled while filters leave too few products.
+INITIAL_K = 400
+MAX_K = 16_384
+
+
+@dataclass(frozen=True)
+class PageItem:
+    """One product on a page, with why it matched."""
+
+    product: ProductView
+    score: float
+    image_id: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a ranked result list, plus what is needed to render it."""
+
+    items: list[PageItem]
+    total_count: int
+    page_no: int
+    page_size: int
+    next_start_row_key: str
+    currency: str
+    lang: str | None
+    rates: RatesTable
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def page_count(self) -> int:
+        return math.ceil(self.total_count / self.page_size) if self.total_count else 0
+
+    @property
+    def has_next(self) -> bool:
+        return self.page_no < self.page_count
+
+
+class SearchEngine:
+    """Answers searches over one workspace; safe to share between threads."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.settings = workspace.settings
+        self.results = ResultStore(workspace.data_dir, self.settings.result_ttl_seconds)
+        self._lock = threading.Lock()
+        self._index: FaissIndex | None = None
+        self._generation = -1
+        self._rates: tuple[float, RatesTable] | None = None
+
+    # -- shared state, refreshed when an import publishes a new generation ----------
+
+    def index(self) -> FaissIndex:
+        """The index of the catalog's current generation (reloaded after imports)."""
+        generation = self.workspace.generation()
+        with self._lock:
+            if generation != self._generation or self._index is None:
+                self._index = self.workspace.load_index(generation, mmap=True)
+                self._generation = generation
+            return self._index
+
+    def rates(self) -> RatesTable:
+        """The rates table, re-read when ``rates import`` replaces it."""
+        path = self.workspace.data_dir / RATES_FILE
+        stamp = path.stat().st_mtime if path.exists() else 0.0
+        with self._lock:
+            if self._rates is None or self._rates[0] != stamp:
+                self._rates = (stamp, self.workspace.rates())
+            return self._rates[1]
+
+    # -- the search itself -------------------------------------------------------
+
+    def embed_query(self, data: bytes) -> np.ndarray:
+        embedder = self.workspace.embedder
+        image = decode_image(data, self.workspace.decode_limits, draft_size=embedder.input_size)
+        return embedder.embed([image])[0]
+
+    def rank(self, vector: np.ndarray, params: SearchParams) -> list[RankedItem]:
+        """The products that answer the query, best first.
+
+        Starts with ``INITIAL_K`` image neighbours and grows k only when the
+        ship-to filter left fewer products than wanted and farther neighbours
+        could still qualify (the k-th score is still above the inclusion floor).
+        """
+        index = self.index()
+        total = len(index)
+        settings = self.settings
+        same = params.search_type == "same"
+        floor = settings.same_min_score if same else settings.similar_min_score
+        k = min(total, INITIAL_K)
+        while total:
+            scores, ids = index.search(vector[None, :], k)
+            found = ids[0] >= 0
+            owners = self.workspace.catalog.image_owners(ids[0][found].tolist())
+            ranked = aggregate(scores[0][found], ids[0][found], owners)
+            if same:
+                chosen = select_same(ranked, settings.same_margin, settings.same_min_score)
+            else:
+                chosen = select_similar(ranked, settings.similar_min_score, len(ranked))
+            if params.ship_to is not None:
+                allowed = self.workspace.catalog.shipping_to([item.product_pk for item in chosen], params.ship_to)
+                chosen = [item for item in chosen if item.product_pk in allowed]
+            if not same:
+                chosen = chosen[: settings.similar_cap]
+            exhausted = k >= min(total, MAX_K) or float(scores[0][found][-1]) < floor
+            if exhausted or (not same and len(chosen) >= settings.similar_cap) or params.ship_to is None:
+                return chosen
+            k = min(total, k * 4, MAX_K)
+        return []
+
+    def search(self, params: SearchParams) -> SearchPage:
+        """Run a search (or serve a page of an earlier one, given ``start_row_key``)."""
+        if params.start_row_key is not None:
+            return self._page_from_cursor(params)
+        assert params.image is not None  # guaranteed by parse_params
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        vector = self.embed_query(params.image)
+        timings["embed_ms"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        chosen = self.rank(vector, params)
+        timings["rank_ms"] = (time.perf_counter() - started) * 1000
+        views = self.workspace.catalog.products_by_pk([item.product_pk for item in chosen])
+        chosen = [item for item in chosen if item.product_pk in views]
+        rates = self.rates()
+        ordered = sort_items(
+            chosen,
+            params.sort_type,
+            params.sort_order,
+            price_key=lambda pk: views[pk].sale_price / rates.rates.get(views[pk].currency, Decimal(1)),
+            orders_key=lambda pk: views[pk].volume,
+            product_id_key=lambda pk: views[pk].product_id,
+        )
+        page_size = params.page_size or DEFAULT_PAGE_SIZE
+        result = ResultSet(
+            items=ordered,
+            search_type=params.search_type,
+            currency=params.currency,
+            lang=params.lang,
+            ship_to=params.ship_to,
+            sort_type=params.sort_type,
+            sort_order=params.sort_order,
+            page_size=page_size,
+        )
+        key = self.results.save(result) if len(ordered) > page_size else ""
+        return self._page(result, key, params.page_no or 1, page_size, views, rates, timings)
+
+    def _page_from_cursor(self, params: SearchParams) -> SearchPage:
+        assert params.start_row_key is not None
+        key, page_no = params.start_row_key
+        result = self.results.load(key)
+        if result is None:
+            raise SearchError(
+                "ExpiredStartRowKey",
+                f"start_row_key has expired (results are kept {self.settings.result_ttl_seconds} seconds) or is unknown; search again",
+                "start_row_key",
+            )
+        page_size = params.page_size or result.page_size
+        page_no = params.page_no or page_no
+        return self._page(result, key, page_no, page_size, None, self.rates(), {})
+
+    def _page(
+        self,
+        result: ResultSet,
+        key: str,
+        page_no: int,
+        page_size: int,
+        views: dict[int, ProductView] | None,
+        rates: RatesTable,
+        timings: dict[str, float],
+    ) -> SearchPage:
+        start = (page_no - 1) * page_size
+        slice_ = result.items[start : start + page_size]
+        if views is None:
+            views = self.workspace.catalog.products_by_pk([item.product_pk for item in slice_])
+        items = [PageItem(views[item.product_pk], item.score, item.image_id) for item in slice_ if item.product_pk in views]
+        total = len(result.items)
+        has_next = page_no < math.ceil(total / page_size)
+        return SearchPage(
+            items=items,
+            total_count=total,
+            page_no=page_no,
+            page_size=page_size,
+            next_start_row_key=f"{key}:{page_no + 1}" if has_next and key else "",
+            currency=result.currency,
+            lang=result.lang,
+            rates=rates,
+            timings=timings,
+        )
+
+    def close(self) -> None:
+        self.results.close()

@@ -1,0 +1,78 @@
+"""From image neighbours to a ranked product list: aggregate, decide, sort.
+
+Pure functions over plain data, so each rule is tested on its own.
+
+* A product's score is its best image's score (its matched image is kept).
+* ``similar`` keeps products above a minimum score, best first, up to a cap.
+* ``same`` keeps products that stand out from the query's background: the
+  mean score of the products ranked 5th to 15th.  A copy of a catalog photo
+  scores far above that background; a merely similar product does not.  This
+  rank-normalised margin separates copies from look-alikes much better than a
+  raw cosine threshold (see BENCHMARKS.md for the calibration).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .results import RankedItem
+
+BACKGROUND_RANKS = (4, 15)
+
+
+def aggregate(scores: np.ndarray, image_ids: np.ndarray, owners: dict[int, int]) -> list[RankedItem]:
+    """Best image per product, sorted by score (desc), then product key for determinism."""
+    best: dict[int, RankedItem] = {}
+    for score, image_id in zip(scores.tolist(), image_ids.tolist()):
+        product_pk = owners.get(int(image_id))
+        if product_pk is None:
+            continue
+        score = min(1.0, max(0.0, float(score)))
+        current = best.get(product_pk)
+        if current is None or score > current.score:
+            best[product_pk] = RankedItem(product_pk, score, int(image_id))
+    return sorted(best.values(), key=lambda item: (-item.score, item.product_pk))
+
+
+def background(items: Sequence[RankedItem], ranks: tuple[int, int] = BACKGROUND_RANKS) -> float:
+    """Mean score of the products at ``ranks`` (0-based, end excluded); 0 if there are none."""
+    window = [item.score for item in items[ranks[0] : ranks[1]]]
+    return float(np.mean(window)) if window else 0.0
+
+
+def select_same(items: Sequence[RankedItem], margin: float, min_score: float) -> list[RankedItem]:
+    """Products that are the same item as the query: high score and far above the background."""
+    floor = background(items)
+    return [item for item in items if item.score >= min_score and item.score - floor >= margin]
+
+
+def select_similar(items: Sequence[RankedItem], min_score: float, cap: int) -> list[RankedItem]:
+    """The ``cap`` best products scoring at least ``min_score``."""
+    return [item for item in items if item.score >= min_score][:cap]
+
+
+def sort_items(
+    items: Sequence[RankedItem],
+    sort_type: str,
+    sort_order: str,
+    price_key: Callable[[int], Decimal],
+    orders_key: Callable[[int], int],
+    product_id_key: Callable[[int], str],
+) -> list[RankedItem]:
+    """Order by price, orders or score; ties by score (desc), then product_id (asc).
+
+    Two stable sorts: first the tie-break, then the primary key (reversed when
+    descending), so the tie order is the same in both directions.
+    """
+    tie_ordered = sorted(items, key=lambda item: (-item.score, product_id_key(item.product_pk)))
+    primary: Callable[[RankedItem], object]
+    if sort_type == "price":
+        primary = lambda item: price_key(item.product_pk)  # noqa: E731
+    elif sort_type == "orders":
+        primary = lambda item: orders_key(item.product_pk)  # noqa: E731
+    else:
+        primary = lambda item: round(item.score, 6)  # noqa: E731
+    return sorted(tie_ordered, key=primary, reverse=(sort_order == "desc"))

@@ -1,0 +1,93 @@
+"""Ranked result lists kept for paging: what makes ``next_start_row_key`` stable.
+
+A search ranks its whole result list once and stores it; every later page is
+cut from that stored list, so products never shift between pages even if the
+catalog changes meanwhile.  The store is a small SQLite file in the data
+directory, so every server worker can serve any page; entries expire after a
+TTL (at least 10 minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, delete, event, insert, select
+
+RESULTS_FILE = "results.sqlite"
+
+_metadata = MetaData()
+_result_sets = Table(
+    "result_sets",
+    _metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("payload", Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    """One product of a ranked list: its catalog key, score and the image that matched."""
+
+    product_pk: int
+    score: float
+    image_id: int
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    """A complete ranked list and the options that produced it."""
+
+    items: list[RankedItem]
+    search_type: str
+    currency: str
+    lang: str | None
+    ship_to: str | None
+    sort_type: str
+    sort_order: str
+    page_size: int
+
+
+class ResultStore:
+    """Stores result sets by id with a time-to-live."""
+
+    def __init__(self, data_dir: Path, ttl_seconds: int) -> None:
+        self.ttl = ttl_seconds
+        self.engine = create_engine(f"sqlite:///{data_dir / RESULTS_FILE}", connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(self.engine, "connect")
+        def _wal(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        _metadata.create_all(self.engine)
+
+    def save(self, result: ResultSet) -> str:
+        """Store ``result``; returns its id.  Expired sets are purged on the way."""
+        key = uuid.uuid4().hex
+        payload = asdict(result)
+        payload["items"] = [[item.product_pk, round(item.score, 6), item.image_id] for item in result.items]
+        now = time.time()
+        with self.engine.begin() as connection:
+            connection.execute(delete(_result_sets).where(_result_sets.c.created_at < now - self.ttl))
+            connection.execute(insert(_result_sets).values(id=key, created_at=now, payload=json.dumps(payload)))
+        return key
+
+    def load(self, key: str) -> ResultSet | None:
+        """The set stored under ``key``, or None if unknown or expired."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(_result_sets.c.created_at, _result_sets.c.payload).where(_result_sets.c.id == key)
+            ).first()
+        if row is None or row.created_at < time.time() - self.ttl:
+            return None
+        payload = json.loads(row.payload)
+        payload["items"] = [RankedItem(int(pk), float(score), int(image_id)) for pk, score, image_id in payload["items"]]
+        return ResultSet(**payload)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,102 @@
+"""Safe image decoding with hard limits.
+
+Every image that enters the service, a query or a catalog photo, goes through
+:func:`decode_image`.  Limits are checked *before* pixels are decoded: the
+encoded size first, then the pixel count read from the header, so a
+decompression bomb (a tiny file announcing a gigapixel canvas) is refused
+without allocating it.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import ImageError
+
+#: Formats we accept, by Pillow's format name.
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"})
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Upper bounds for one image; the defaults suit product photos."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_side: int = 8
+
+
+def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(), draft_size: int | None = None) -> Image.Image:
+    """Decode ``data`` into an RGB image, upright, with transparency composited on white.
+
+    ``draft_size`` lets JPEG decoding downscale by a power of two while decoding
+    (much faster) as long as both sides stay at least that large.
+    Raises :class:`ImageError` with a specific code for every kind of refusal.
+    """
+    if not data:
+        raise ImageError("EmptyImage", "the image is empty (0 bytes)", "image")
+    if len(data) > limits.max_bytes:
+        raise ImageError(
+            "ImageTooLarge",
+            f"the image is {len(data)} bytes; the limit is {limits.max_bytes} bytes",
+            "image",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, ValueError) as exc:
+        raise ImageError(
+            "InvalidImage", "the data is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP)", "image"
+        ) from exc
+    if image.format not in ACCEPTED_FORMATS:
+        raise ImageError(
+            "UnsupportedImageFormat",
+            f"image format {image.format} is not supported; use JPEG, PNG, WebP, GIF or BMP",
+            "image",
+        )
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise ImageError(
+            "ImageTooManyPixels",
+            f"the image is {width}x{height} pixels; the limit is {limits.max_pixels} pixels",
+            "image",
+        )
+    if min(width, height) < limits.min_side:
+        raise ImageError(
+            "ImageTooSmall", f"the image is {width}x{height} pixels; each side must be at least {limits.min_side}", "image"
+        )
+    try:
+        if draft_size and image.format in ("JPEG", "MPO"):
+            image.draft("RGB", (draft_size, draft_size))
+        image.seek(0)  # first frame of an animation
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError("InvalidImage", f"the image is damaged and cannot be decoded ({exc})", "image") from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any mode to RGB, compositing transparency on a white background."""
+    if image.mode == "RGB":
+        return image
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def thumbnail_jpeg(image: Image.Image, size: int = 256, quality: int = 85) -> bytes:
+    """A JPEG whose longer side is ``size`` pixels, for result pages and the catalog."""
+    thumb = image.copy()
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    thumb.save(out, format="JPEG", quality=quality, optimize=True)
+    return out.getvalue()
