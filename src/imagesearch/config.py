@@ -34,7 +34,12 @@ class Settings:
     model: str = "efficientnet-lite0"
     resize: str = "squash"
     flip: bool = True
+    trim: bool = True
     threads: int = 0
+    #: int8 (static quantisation, default: about twice as fast) or fp32.
+    precision: str = "int8"
+    #: Where exported ONNX models are cached (default: <data_dir>/models); may be shared.
+    model_cache_dir: str = ""
     #: Vector index: auto | flat | hnsw.
     index_kind: str = "auto"
     hnsw_threshold: int = 20_000
@@ -53,8 +58,14 @@ class Settings:
     default_currency: str = "USD"
     similar_cap: int = 100
     similar_min_score: float = 0.35
-    same_margin: float = 0.13
-    same_min_score: float = 0.70
+    #: "same": candidates are the best same_candidates products within same_window of the top score
+    #: and above same_min_score; a candidate is the same item with >= same_min_inliers geometric
+    #: inliers, or a margin >= same_margin over the background (see BENCHMARKS.md).
+    same_candidates: int = 10
+    same_window: float = 0.1
+    same_min_score: float = 0.5
+    same_min_inliers: int = 35
+    same_margin: float = 0.25
     result_ttl_seconds: int = 900
     #: Base URL used in image_url for catalog images that are local files.
     public_url: str = "http://127.0.0.1:8000"
@@ -111,8 +122,11 @@ def load_settings(data_dir: Path | None = None, environ: Mapping[str, str] | Non
 
 
 def _check(settings: Settings) -> None:
-    if settings.resize not in ("squash", "crop", "pad"):
-        raise ConfigError(f"resize must be squash, crop or pad, not {settings.resize!r}")
+    modes = [mode.strip() for mode in settings.resize.split(",")]
+    if not modes or any(mode not in ("squash", "crop", "pad") for mode in modes):
+        raise ConfigError(f"resize must be squash, crop, pad or a comma-separated combination, not {settings.resize!r}")
+    if settings.precision not in ("int8", "fp32"):
+        raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
     if settings.index_kind not in ("auto", "flat", "hnsw"):
         raise ConfigError(f"index_kind must be auto, flat or hnsw, not {settings.index_kind!r}")
     if not 1 <= settings.similar_cap <= 10_000:

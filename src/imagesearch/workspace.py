@@ -10,6 +10,7 @@ import fcntl
 import os
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Iterator
 
 from .catalog.store import Catalog
@@ -59,8 +60,14 @@ class Workspace:
     def embedder(self) -> Embedder:
         """The configured embedder (exported to ONNX on first use, then cached)."""
         return EfficientNetLiteEmbedder(
-            EfficientNetSettings(model=self.settings.model, resize=self.settings.resize, flip=self.settings.flip),  # type: ignore[arg-type]
-            cache_dir=self.data_dir / "models",
+            EfficientNetSettings(
+                model=self.settings.model,
+                resize=self.settings.resize,
+                flip=self.settings.flip,
+                trim=self.settings.trim,
+                precision=self.settings.precision,  # type: ignore[arg-type]
+            ),
+            cache_dir=Path(self.settings.model_cache_dir) if self.settings.model_cache_dir else self.data_dir / "models",
             threads=self.settings.threads,
         )
 

@@ -179,11 +179,18 @@ class Catalog:
             pk = connection.scalar(select(products.c.pk).where(products.c.product_id == product_id))
             return _load_views(connection, [pk]).get(pk) if pk is not None else None
 
-    def thumbnail(self, image_id: int) -> bytes | None:
+    def thumbnails(self, image_ids: Sequence[int]) -> dict[int, bytes]:
+        """image id -> stored JPEG thumbnail."""
+        found: dict[int, bytes] = {}
         with self.reader() as connection:
-            return connection.scalar(
-                select(image_blobs.c.thumbnail).join(images, images.c.sha256 == image_blobs.c.sha256).where(images.c.id == image_id)
-            )
+            for chunk in _chunks(list(image_ids)):
+                for image_id, thumbnail in connection.execute(
+                    select(images.c.id, image_blobs.c.thumbnail)
+                    .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
+                    .where(images.c.id.in_(chunk))
+                ):
+                    found[image_id] = thumbnail
+        return found
 
     def known_blobs(self, shas: Iterable[str]) -> set[str]:
         """Which contents are already stored (their embedding can be reused)."""

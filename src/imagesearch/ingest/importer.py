@@ -25,13 +25,12 @@ from tqdm import tqdm
 from ..catalog.readers import Row, RowError, read_catalog_file
 from ..catalog.store import Blob, CatalogWriter
 from ..errors import ImageSearchError, SearchError
-from ..vision.decode import decode_image, thumbnail_jpeg
+from ..vision.decode import decode_image, draft_side, thumbnail_jpeg
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
 from .sources import FetchError, fetch_all, is_url, resolve_local
 
 CHUNK_PRODUCTS = 64
 EMBED_BATCH = 16
-THUMBNAIL_SIZE = 256
 
 
 class ImportRejected(ImageSearchError):
@@ -75,7 +74,7 @@ class ImportReport:
 def _embed_new(workspace: Workspace, contents: dict[str, bytes]) -> tuple[list[Blob], dict[str, str]]:
     """Decode, thumbnail and embed contents; returns blobs and per-sha decode errors."""
     embedder = workspace.embedder
-    draft = max(embedder.input_size, THUMBNAIL_SIZE)
+    draft = draft_side(embedder.input_size)
     blobs: list[Blob] = []
     failures: dict[str, str] = {}
     pending: list[tuple[str, object, bytes, tuple[int, int]]] = []
@@ -94,7 +93,7 @@ def _embed_new(workspace: Workspace, contents: dict[str, bytes]) -> tuple[list[B
         except SearchError as exc:
             failures[sha] = exc.message
             continue
-        pending.append((sha, image, thumbnail_jpeg(image, THUMBNAIL_SIZE), image.size))
+        pending.append((sha, image, thumbnail_jpeg(image), image.size))
         if len(pending) >= EMBED_BATCH:
             flush()
     flush()

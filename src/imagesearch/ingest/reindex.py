@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..errors import SearchError
 from ..index.faiss_index import FaissIndex
-from ..vision.decode import decode_image
+from ..vision.decode import decode_image, draft_side
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
 from .sources import FetchError, fetch_all
 
@@ -51,7 +51,7 @@ def _re_embed(workspace: Workspace, report: ReindexReport, progress: bool) -> di
             image = None
             if isinstance(data, bytes):
                 try:
-                    image = decode_image(data, workspace.decode_limits, draft_size=embedder.input_size)
+                    image = decode_image(data, workspace.decode_limits, draft_size=draft_side(embedder.input_size))
                 except SearchError:
                     image = None
             if image is None or isinstance(data, FetchError):

@@ -11,25 +11,30 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import numpy as np
+from PIL import Image
 
 from ..catalog.store import ProductView
 from ..errors import SearchError
 from ..index.faiss_index import FaissIndex
 from ..pricing.rates import RATES_FILE, RatesTable
-from ..vision.decode import decode_image
+from ..vision.decode import decode_image, draft_side
+from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
 from ..workspace import Workspace
 from .params import DEFAULT_PAGE_SIZE, SearchParams
-from .ranking import aggregate, select_same, select_similar, sort_items
+from .ranking import aggregate, same_candidates, select_same, select_similar, sort_items
 from .results import RankedItem, ResultSet, ResultStore
 
 #: Neighbours fetched per query at first; doubled while filters leave too few products.
 INITIAL_K = 400
 MAX_K = 16_384
+#: Local features of catalog thumbnails kept in memory for "same" verification.
+FEATURE_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class SearchEngine:
         self._index: FaissIndex | None = None
         self._generation = -1
         self._rates: tuple[float, RatesTable] | None = None
+        self._features: OrderedDict[int, LocalFeatures] = OrderedDict()
 
     # -- shared state, refreshed when an import publishes a new generation ----------
 
@@ -98,41 +104,69 @@ class SearchEngine:
 
     # -- the search itself -------------------------------------------------------
 
-    def embed_query(self, data: bytes) -> np.ndarray:
+    def embed_query(self, data: bytes) -> tuple[Image.Image, np.ndarray]:
+        """Decode the query exactly as catalog images are decoded, and embed it."""
         embedder = self.workspace.embedder
-        image = decode_image(data, self.workspace.decode_limits, draft_size=embedder.input_size)
-        return embedder.embed([image])[0]
+        image = decode_image(data, self.workspace.decode_limits, draft_size=draft_side(embedder.input_size))
+        return image, embedder.embed([image])[0]
 
-    def rank(self, vector: np.ndarray, params: SearchParams) -> list[RankedItem]:
-        """The products that answer the query, best first.
+    def _candidate_features(self, image_ids: list[int]) -> dict[int, LocalFeatures]:
+        """Local features of catalog images, from their thumbnails (cached: an image id never changes content)."""
+        with self._lock:
+            missing = [image_id for image_id in image_ids if image_id not in self._features]
+        found = {
+            image_id: extract(decode_image(thumbnail))
+            for image_id, thumbnail in self.workspace.catalog.thumbnails(missing).items()
+        }
+        with self._lock:
+            self._features.update(found)
+            while len(self._features) > FEATURE_CACHE:
+                self._features.popitem(last=False)
+            return {image_id: self._features[image_id] for image_id in image_ids if image_id in self._features}
 
-        Starts with ``INITIAL_K`` image neighbours and grows k only when the
-        ship-to filter left fewer products than wanted and farther neighbours
-        could still qualify (the k-th score is still above the inclusion floor).
-        """
-        index = self.index()
-        total = len(index)
+    def _neighbours(self, vector: np.ndarray, k: int) -> tuple[list[RankedItem], float]:
+        """Products ranked by their best image among the ``k`` nearest, and the k-th score."""
+        scores, ids = self.index().search(vector[None, :], k)
+        found = ids[0] >= 0
+        owners = self.workspace.catalog.image_owners(ids[0][found].tolist())
+        return aggregate(scores[0][found], ids[0][found], owners), float(scores[0][found][-1]) if found.any() else 0.0
+
+    def _ships(self, items: list[RankedItem], ship_to: str | None) -> list[RankedItem]:
+        if ship_to is None:
+            return items
+        allowed = self.workspace.catalog.shipping_to([item.product_pk for item in items], ship_to)
+        return [item for item in items if item.product_pk in allowed]
+
+    def rank_same(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
+        """Products that are the same item as the query (see :mod:`.ranking` for the rule)."""
         settings = self.settings
-        same = params.search_type == "same"
-        floor = settings.same_min_score if same else settings.similar_min_score
+        ranked, _ = self._neighbours(vector, min(len(self.index()), INITIAL_K))
+        candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
+        candidates = self._ships(candidates, ship_to)
+        features = self._candidate_features([item.image_id for item in candidates])
+        query = extract_with_mirror(image) if candidates else None
+        inliers = {
+            item.product_pk: best_inliers(query, features[item.image_id])
+            for item in candidates
+            if query is not None and item.image_id in features
+        }
+        return select_same(ranked, candidates, inliers, settings.same_min_inliers, settings.same_margin)
+
+    def rank_similar(self, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
+        """The best look-alike products, growing k while the ship-to filter leaves too few.
+
+        k grows only while farther neighbours could still qualify (the k-th
+        score is still above the inclusion floor).
+        """
+        settings = self.settings
+        total = len(self.index())
         k = min(total, INITIAL_K)
         while total:
-            scores, ids = index.search(vector[None, :], k)
-            found = ids[0] >= 0
-            owners = self.workspace.catalog.image_owners(ids[0][found].tolist())
-            ranked = aggregate(scores[0][found], ids[0][found], owners)
-            if same:
-                chosen = select_same(ranked, settings.same_margin, settings.same_min_score)
-            else:
-                chosen = select_similar(ranked, settings.similar_min_score, len(ranked))
-            if params.ship_to is not None:
-                allowed = self.workspace.catalog.shipping_to([item.product_pk for item in chosen], params.ship_to)
-                chosen = [item for item in chosen if item.product_pk in allowed]
-            if not same:
-                chosen = chosen[: settings.similar_cap]
-            exhausted = k >= min(total, MAX_K) or float(scores[0][found][-1]) < floor
-            if exhausted or (not same and len(chosen) >= settings.similar_cap) or params.ship_to is None:
-                return chosen
+            ranked, kth_score = self._neighbours(vector, k)
+            chosen = self._ships(select_similar(ranked, settings.similar_min_score, len(ranked)), ship_to)
+            done = ship_to is None or len(chosen) >= settings.similar_cap or k >= min(total, MAX_K)
+            if done or kth_score < settings.similar_min_score:
+                return chosen[: settings.similar_cap]
             k = min(total, k * 4, MAX_K)
         return []
 
@@ -143,10 +177,13 @@ class SearchEngine:
         assert params.image is not None  # guaranteed by parse_params
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        vector = self.embed_query(params.image)
+        image, vector = self.embed_query(params.image)
         timings["embed_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        chosen = self.rank(vector, params)
+        if params.search_type == "same":
+            chosen = self.rank_same(image, vector, params.ship_to)
+        else:
+            chosen = self.rank_similar(vector, params.ship_to)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
         views = self.workspace.catalog.products_by_pk([item.product_pk for item in chosen])
         chosen = [item for item in chosen if item.product_pk in views]

@@ -4,17 +4,18 @@ Pure functions over plain data, so each rule is tested on its own.
 
 * A product's score is its best image's score (its matched image is kept).
 * ``similar`` keeps products above a minimum score, best first, up to a cap.
-* ``same`` keeps products that stand out from the query's background: the
-  mean score of the products ranked 5th to 15th.  A copy of a catalog photo
-  scores far above that background; a merely similar product does not.  This
-  rank-normalised margin separates copies from look-alikes much better than a
-  raw cosine threshold (see BENCHMARKS.md for the calibration).
+* ``same`` looks at the few best candidates (within a window of the top
+  score) and keeps those that are verified as the same photograph by local
+  features (enough geometric inliers, :mod:`imagesearch.vision.verify`), or
+  that stand far above the query's background (the mean score of the products
+  ranked 5th to 15th) for pictures too plain for keypoints.  Both thresholds
+  are calibrated in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,10 +44,28 @@ def background(items: Sequence[RankedItem], ranks: tuple[int, int] = BACKGROUND_
     return float(np.mean(window)) if window else 0.0
 
 
-def select_same(items: Sequence[RankedItem], margin: float, min_score: float) -> list[RankedItem]:
-    """Products that are the same item as the query: high score and far above the background."""
+def same_candidates(items: Sequence[RankedItem], count: int, window: float, min_score: float) -> list[RankedItem]:
+    """The products worth verifying: among the first ``count``, within ``window`` of the best score."""
+    if not items:
+        return []
+    floor = max(min_score, items[0].score - window)
+    return [item for item in items[:count] if item.score >= floor]
+
+
+def select_same(
+    items: Sequence[RankedItem],
+    candidates: Sequence[RankedItem],
+    inliers: Mapping[int, int],
+    min_inliers: int,
+    margin: float,
+) -> list[RankedItem]:
+    """Candidates verified geometrically, or standing ``margin`` above the background of ``items``."""
     floor = background(items)
-    return [item for item in items if item.score >= min_score and item.score - floor >= margin]
+    return [
+        item
+        for item in candidates
+        if inliers.get(item.product_pk, 0) >= min_inliers or item.score - floor >= margin
+    ]
 
 
 def select_similar(items: Sequence[RankedItem], min_score: float, cap: int) -> list[RankedItem]:

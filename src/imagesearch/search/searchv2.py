@@ -134,7 +134,7 @@ def render_product(item: PageItem, page: SearchPage, default_lang: str, public_u
         ),
         discount=discount_percent(product.sale_price, product.original_price),
         image_url=image_url(product, item.image_id, public_url),
-        evaluate_rate=_rate(product.evaluate_rate),
+        evaluate_rate=format_rate(product.evaluate_rate),
         title=pick_text(product.titles, page.lang, default_lang),
         shop_id=product.shop_id,
         product_id=product.product_id,
@@ -142,7 +142,7 @@ def render_product(item: PageItem, page: SearchPage, default_lang: str, public_u
     )
 
 
-def _rate(rate: Decimal | None) -> str:
+def format_rate(rate: Decimal | None) -> str:
     """"4.9" as in the sample; one decimal at least, more only if the catalog has them."""
     if rate is None:
         return ""

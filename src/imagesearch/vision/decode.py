@@ -17,6 +17,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
 
+#: Longest side of the thumbnails stored in the catalog.
+THUMBNAIL_SIDE = 256
+
 #: Formats we accept, by Pillow's format name.
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"})
 
@@ -93,7 +96,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def thumbnail_jpeg(image: Image.Image, size: int = 256, quality: int = 85) -> bytes:
+def draft_side(input_size: int) -> int:
+    """The JPEG draft size for embedding: catalog images and queries must decode alike.
+
+    An identical photo must give an identical vector (score 1.000), so import
+    and search both decode at this size; it also covers the thumbnail.
+    """
+    return max(input_size, THUMBNAIL_SIDE)
+
+
+def thumbnail_jpeg(image: Image.Image, size: int = THUMBNAIL_SIDE, quality: int = 85) -> bytes:
     """A JPEG whose longer side is ``size`` pixels, for result pages and the catalog."""
     thumb = image.copy()
     thumb.thumbnail((size, size), Image.Resampling.LANCZOS)

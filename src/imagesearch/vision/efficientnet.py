@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -24,7 +25,7 @@ from PIL import Image
 
 from ..errors import ImageSearchError
 from .embedder import l2_normalize
-from .preprocess import ResizeMode, to_batch
+from .preprocess import RESIZE_MODES, to_batch, trim_border
 
 #: model name -> (weights package, class exposing get_model_file_path, native input size)
 MODELS: dict[str, tuple[str, str, int]] = {
@@ -39,10 +40,13 @@ class EfficientNetSettings:
     """How the default embedder is built; every field is part of its version."""
 
     model: str = "efficientnet-lite0"
-    resize: ResizeMode = "squash"
+    #: One mode or several separated by commas ("squash,crop"): their embeddings are averaged.
+    resize: str = "squash"
     flip: bool = True
+    trim: bool = True
     gem_p: float = 3.0
-    precision: Literal["fp32"] = "fp32"
+    #: int8: static quantisation (QDQ, per-channel), about twice as fast at cosine ~0.99 to fp32.
+    precision: Literal["fp32", "int8"] = "fp32"
 
 
 def weights_path(model: str) -> Path:
@@ -92,7 +96,8 @@ def export_onnx(model: str, gem_p: float, destination: Path) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=destination.name, suffix=".tmp", dir=destination.parent)
     os.close(fd)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's constant-folding notes are not actionable
             torch.onnx.export(
                 Head().eval(),
                 (torch.zeros(1, 3, size, size),),
@@ -111,6 +116,65 @@ def export_onnx(model: str, gem_p: float, destination: Path) -> None:
             os.unlink(tmp_name)
 
 
+CALIBRATION_IMAGES = 128
+
+
+def quantize_int8(fp32_file: Path, destination: Path, size: int) -> None:
+    """Static int8 quantisation of ``fp32_file``, calibrated on synthetic product pictures.
+
+    Calibration needs inputs whose activation ranges look like photos; the
+    deterministic pictures of :mod:`.synthetic` give a model within cosine ~0.99
+    of fp32 on real photos (as close as calibrating on real photos did), and
+    keep the result reproducible and offline.  Dynamic quantisation is slower
+    and lossier on this network, so it is not offered.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .synthetic import product_image
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._seeds = iter(range(CALIBRATION_IMAGES))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            seed = next(self._seeds, None)
+            if seed is None:
+                return None
+            return {"pixels": to_batch([product_image(10_000 + seed)], size, "squash", False)}
+
+    with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        quantized = Path(scratch) / "quantized.onnx"
+        quant_pre_process(str(fp32_file), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        with open(quantized, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(quantized, destination)
+
+
+def model_file(settings: "EfficientNetSettings", cache_dir: Path, digest: str) -> Path:
+    """The cached ONNX file for ``settings``, exported (and quantised) on first use."""
+    stem = f"{settings.model}-{digest}-gem{settings.gem_p:g}"
+    fp32_file = cache_dir / f"{stem}-fp32.onnx"
+    if not fp32_file.exists():
+        export_onnx(settings.model, settings.gem_p, fp32_file)
+    if settings.precision == "fp32":
+        return fp32_file
+    int8_file = cache_dir / f"{stem}-int8.onnx"
+    if not int8_file.exists():
+        quantize_int8(fp32_file, int8_file, MODELS[settings.model][2])
+    return int8_file
+
+
 class EfficientNetLiteEmbedder:
     """EfficientNet-Lite features, GeM-pooled, optionally averaged with the mirror view."""
 
@@ -120,16 +184,17 @@ class EfficientNetLiteEmbedder:
         import onnxruntime as ort
 
         self.settings = settings
+        self.views = [mode.strip() for mode in settings.resize.split(",") if mode.strip()]
+        if not self.views or any(mode not in RESIZE_MODES for mode in self.views):
+            raise ImageSearchError(f"resize must be one or more of {', '.join(RESIZE_MODES)}, not {settings.resize!r}")
         self.input_size = MODELS[settings.model][2] if settings.model in MODELS else 0
         digest = file_digest(weights_path(settings.model))
         self.name = settings.model
         self.version = (
-            f"weights={digest};resize={settings.resize};gem={settings.gem_p:g};"
+            f"weights={digest};resize={','.join(self.views)};trim={int(settings.trim)};gem={settings.gem_p:g};"
             f"flip={int(settings.flip)};precision={settings.precision}"
         )
-        onnx_file = cache_dir / f"{settings.model}-{digest}-gem{settings.gem_p:g}-{settings.precision}.onnx"
-        if not onnx_file.exists():
-            export_onnx(settings.model, settings.gem_p, onnx_file)
+        onnx_file = model_file(settings, cache_dir, digest)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
@@ -140,9 +205,12 @@ class EfficientNetLiteEmbedder:
         """Embed a batch; returns unit rows, one per image."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = to_batch(images, self.input_size, self.settings.resize, self.settings.flip)
-        features = self._session.run(None, {"pixels": batch})[0]
-        if self.settings.flip:
-            count = len(images)
-            features = l2_normalize(features[:count]) + l2_normalize(features[count:])
-        return l2_normalize(features)
+        if self.settings.trim:
+            images = [trim_border(image) for image in images]
+        count = len(images)
+        total = np.zeros((count, self.dim), dtype=np.float32)
+        for mode in self.views:
+            batch = to_batch(images, self.input_size, mode, self.settings.flip)
+            features = l2_normalize(self._session.run(None, {"pixels": batch})[0])
+            total += features[:count] + features[count:] if self.settings.flip else features
+        return l2_normalize(total)

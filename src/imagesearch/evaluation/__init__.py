@@ -1,0 +1,1 @@
+"""Evaluation: the copy transformations and retrieval metrics the benchmarks and calibration use."""

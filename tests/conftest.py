@@ -1,0 +1,115 @@
+"""Shared fixtures: synthetic product pictures, a catalog built from them, settings.
+
+Every picture is generated here (``imagesearch.vision.synthetic``); no dataset
+is needed.  The exported ONNX models are cached once per test session.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from PIL import Image
+
+from imagesearch.config import Settings, load_settings
+from imagesearch.search.engine import SearchEngine
+from imagesearch.vision.synthetic import product_image
+from imagesearch.workspace import Workspace
+from imagesearch.ingest.importer import import_file
+
+#: Products in the shared catalog; each has one image, every 5th a second one.
+CATALOG_SIZE = 30
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def product_record(index: int, images: list[str], **overrides: Any) -> dict[str, Any]:
+    """A plausible product whose fields vary with ``index`` (prices, shops, languages, shipping)."""
+    currencies = ["USD", "EUR", "JPY", "GBP"]
+    ship_to: Any = "*" if index % 3 == 0 else (["US", "FR"] if index % 3 == 1 else ["DE", "GB"])
+    record: dict[str, Any] = {
+        "product_id": f"p{index:03d}",
+        "shop_id": 1000 + index % 4,
+        "title": {"en": f"Product {index}", "fr": f"Produit {index}", "pt_BR": f"Produto {index}"} if index % 2 == 0 else f"Thing {index}",
+        "category": {
+            "first_level": {"id": "15", "name": {"en": "Home & Garden", "fr": "Maison et jardin"}},
+            "second_level": {"id": str(100 + index % 3), "name": {"en": f"Sub {index % 3}"}},
+        },
+        "price": {
+            "sale": str(Decimal(100 + index * 37) / (1 if index % 4 == 2 else 100)),
+            "original": str(Decimal(100 + index * 37) * 3 / (1 if index % 4 == 2 else 100)),
+            "currency": currencies[index % 4],
+        },
+        "volume": index * 97,
+        "evaluate_rate": "4.5" if index % 2 else None,
+        "ship_from": "CN",
+        "ship_to": ship_to,
+        "product_detail_url": f"https://shop.example/item/{index}.html",
+        "images": images,
+    }
+    record.update(overrides)
+    return {key: value for key, value in record.items() if value is not None}
+
+
+def write_catalog(folder: Path, count: int, seed_offset: int = 0, extra_images_every: int = 5) -> Path:
+    """Write ``count`` product pictures and a JSONL catalog describing them into ``folder``."""
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for index in range(count):
+        names = []
+        seeds = [seed_offset + index] + ([seed_offset + 10_000 + index] if extra_images_every and index % extra_images_every == 0 else [])
+        for seed in seeds:
+            name = f"images/{seed}.jpg"
+            (folder / name).write_bytes(jpeg_bytes(product_image(seed)))
+            names.append(name)
+        lines.append(json.dumps(product_record(index, names)))
+    path = folder / "catalog.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def make_settings(model_cache: Path) -> Callable[..., Settings]:
+    def make(data_dir: Path, **overrides: Any) -> Settings:
+        settings = load_settings(data_dir, environ={})
+        return settings.with_overrides(model_cache_dir=str(model_cache), **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_catalog(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple[Path, Path]:
+    """(folder with the catalog file and images, data dir) imported once for read-only tests."""
+    folder = tmp_path_factory.mktemp("catalog")
+    path = write_catalog(folder, CATALOG_SIZE)
+    data_dir = folder / "data"
+    settings = load_settings(data_dir, environ={}).with_overrides(model_cache_dir=str(model_cache))
+    workspace = Workspace(settings)
+    import_file(workspace, path)
+    workspace.close()
+    return folder, data_dir
+
+
+@pytest.fixture(scope="session")
+def engine(shared_catalog: tuple[Path, Path], model_cache: Path) -> Iterator[SearchEngine]:
+    _, data_dir = shared_catalog
+    settings = load_settings(data_dir, environ={}).with_overrides(model_cache_dir=str(model_cache))
+    workspace = Workspace(settings)
+    search_engine = SearchEngine(workspace)
+    yield search_engine
+    search_engine.close()
+    workspace.close()

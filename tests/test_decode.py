@@ -1,0 +1,109 @@
+"""Decoding: formats, orientation, transparency, and every refusal with its own code."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from imagesearch.errors import ImageError
+from imagesearch.vision.decode import DecodeLimits, decode_image, thumbnail_jpeg
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF"])
+def test_accepted_formats_decode_to_rgb(fmt: str) -> None:
+    image = Image.new("RGB", (40, 30), (200, 10, 10))
+    decoded = decode_image(encode(image, fmt))
+    assert decoded.mode == "RGB"
+    assert decoded.size == (40, 30)
+
+
+def test_transparency_is_composited_on_white() -> None:
+    image = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+    decoded = decode_image(encode(image, "PNG"))
+    assert decoded.getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_gif_first_frame_is_used() -> None:
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    red, _, blue = decode_image(buffer.getvalue()).getpixel((8, 8))
+    assert red > 200 and blue < 50
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (60, 20), (0, 255, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    decoded = decode_image(encode(image, "JPEG", exif=exif))
+    assert decoded.size == (20, 60)
+
+
+def test_too_many_bytes_is_refused_before_decoding() -> None:
+    with pytest.raises(ImageError) as error:
+        decode_image(b"x" * 101, DecodeLimits(max_bytes=100))
+    assert error.value.code == "ImageTooLarge"
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that announces a huge canvas but holds almost no data (a decompression bomb)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_without_decoding() -> None:
+    with pytest.raises(ImageError) as error:
+        decode_image(_png_header_only(50_000, 50_000))
+    assert error.value.code in ("ImageTooManyPixels", "InvalidImage")
+    with pytest.raises(ImageError) as error:
+        decode_image(_png_header_only(8000, 8000), DecodeLimits(max_pixels=1_000_000))
+    assert error.value.code == "ImageTooManyPixels"
+
+
+def test_not_an_image() -> None:
+    with pytest.raises(ImageError) as error:
+        decode_image(b"%PDF-1.4 definitely not a picture")
+    assert error.value.code == "InvalidImage"
+
+
+def test_empty() -> None:
+    with pytest.raises(ImageError) as error:
+        decode_image(b"")
+    assert error.value.code == "EmptyImage"
+
+
+def test_truncated_image() -> None:
+    data = encode(Image.new("RGB", (200, 200), (1, 2, 3)), "PNG")
+    with pytest.raises(ImageError) as error:
+        decode_image(data[: len(data) // 2])
+    assert error.value.code == "InvalidImage"
+
+
+def test_unsupported_format() -> None:
+    with pytest.raises(ImageError) as error:
+        decode_image(encode(Image.new("RGB", (20, 20)), "TIFF"))
+    assert error.value.code == "UnsupportedImageFormat"
+
+
+def test_too_small() -> None:
+    with pytest.raises(ImageError) as error:
+        decode_image(encode(Image.new("RGB", (4, 40)), "PNG"))
+    assert error.value.code == "ImageTooSmall"
+
+
+def test_thumbnail_longest_side() -> None:
+    thumb = Image.open(io.BytesIO(thumbnail_jpeg(Image.new("RGB", (1000, 500)), 256)))
+    assert thumb.size == (256, 128)

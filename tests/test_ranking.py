@@ -1,0 +1,72 @@
+"""Ranking rules: aggregation to products, same/similar decisions, deterministic sorting."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from imagesearch.search.ranking import aggregate, background, same_candidates, select_same, select_similar, sort_items
+from imagesearch.search.results import RankedItem
+
+
+def test_product_score_is_its_best_image() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    ids = np.array([10, 11, 12, 13])
+    owners = {10: 1, 11: 2, 12: 1, 13: 3}
+    ranked = aggregate(scores, ids, owners)
+    assert [(item.product_pk, item.image_id) for item in ranked] == [(1, 10), (2, 11), (3, 13)]
+
+
+def test_unknown_images_are_ignored_and_scores_clipped() -> None:
+    ranked = aggregate(np.array([1.0000002, 0.5, -0.1]), np.array([1, 2, 3]), {1: 1, 3: 3})
+    assert [item.score for item in ranked] == [1.0, 0.0]
+
+
+def items(*scores: float) -> list[RankedItem]:
+    return [RankedItem(index, score, index) for index, score in enumerate(scores)]
+
+
+def test_background_is_mean_of_ranks_5_to_15() -> None:
+    ranked = items(*([0.9] * 4 + [0.5] * 11 + [0.1] * 5))
+    assert background(ranked) == 0.5
+    assert background(items(0.9)) == 0.0
+
+
+def test_same_candidates_window() -> None:
+    ranked = items(0.9, 0.85, 0.79, 0.7, 0.6)
+    assert [item.product_pk for item in same_candidates(ranked, 10, 0.1, 0.5)] == [0, 1]
+    assert [item.product_pk for item in same_candidates(ranked, 1, 0.5, 0.5)] == [0]
+    assert same_candidates(items(0.4, 0.3), 10, 0.5, 0.5) == []
+    assert same_candidates([], 10, 0.1, 0.5) == []
+
+
+def test_same_needs_inliers_or_a_large_margin() -> None:
+    ranked = items(0.95, 0.94, 0.93, 0.58, 0.55, 0.55, 0.54, 0.53, 0.52, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
+    candidates = ranked[:3]
+    chosen = select_same(ranked, candidates, {0: 200, 1: 3, 2: 40}, min_inliers=35, margin=0.5)
+    assert [item.product_pk for item in chosen] == [0, 2]
+    chosen = select_same(ranked, candidates, {}, min_inliers=35, margin=0.4)
+    assert [item.product_pk for item in chosen] == [0, 1, 2]  # 0.93 - 0.52 >= 0.4
+
+
+def test_similar_applies_floor_and_cap() -> None:
+    ranked = items(0.9, 0.8, 0.7, 0.3)
+    assert [item.product_pk for item in select_similar(ranked, 0.5, 2)] == [0, 1]
+
+
+def test_sorting_is_deterministic_with_ties() -> None:
+    ranked = [RankedItem(1, 0.9, 1), RankedItem(2, 0.8, 2), RankedItem(3, 0.8, 3), RankedItem(4, 0.7, 4)]
+    prices = {1: Decimal("5"), 2: Decimal("5"), 3: Decimal("1"), 4: Decimal("5")}
+    ids = {1: "d", 2: "b", 3: "c", 4: "a"}
+    volume = {1: 10, 2: 10, 3: 10, 4: 99}
+
+    def order(sort_type: str, sort_order: str) -> list[int]:
+        result = sort_items(ranked, sort_type, sort_order, prices.__getitem__, volume.__getitem__, ids.__getitem__)
+        return [item.product_pk for item in result]
+
+    assert order("price", "asc") == [3, 1, 2, 4]  # equal prices: best score first
+    assert order("price", "desc") == [1, 2, 4, 3]
+    assert order("orders", "desc") == [4, 1, 2, 3]
+    assert order("best", "desc") == [1, 2, 3, 4]  # 0.8 tie broken by product_id b < c
+    assert order("best", "asc") == [4, 2, 3, 1]
