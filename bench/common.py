@@ -1,20 +1,18 @@
-"""Shared helpers of the benchmarks: dataset discovery, embedding with a cache, timing."""
+"""Shared helpers of the benchmarks: dataset discovery, image loading, batching, the machine."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence, TypeVar
 
-import numpy as np
 from PIL import Image
 
 from imagesearch.vision.decode import decode_image
-from imagesearch.vision.embedder import Embedder
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("IMAGESEARCH_DATASETS", ROOT.parent / "shared" / "datasets"))
 RESULTS = ROOT / "bench" / "results"
@@ -32,21 +30,16 @@ def load_image(path: Path, draft: int | None = None) -> Image.Image:
     return decode_image(path.read_bytes(), draft_size=draft)
 
 
-def embed_images(embedder: Embedder, images: Sequence[Image.Image], batch: int = 32) -> np.ndarray:
-    parts = [embedder.embed(list(images[start : start + batch])) for start in range(0, len(images), batch)]
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
-
-
-def cached_embeddings(embedder: Embedder, key: str, paths: Sequence[Path]) -> np.ndarray:
-    """Embeddings of files, cached on disk by embedder version and file list."""
-    digest = hashlib.sha256((embedder.name + embedder.version + key + "".join(map(str, paths))).encode()).hexdigest()[:16]
-    cache = RESULTS / "cache" / f"{key}-{digest}.npy"
-    if cache.exists():
-        return np.load(cache)
-    vectors = embed_images(embedder, [load_image(path, embedder.input_size) for path in paths])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, vectors)
-    return vectors
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (itertools.batched arrives in Python 3.12)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def machine() -> str:

@@ -1,36 +1,78 @@
-"""Retrieval quality on clothing-small: "similar" by class, "same" by copy detection.
+"""Retrieval quality on clothing-small, through the real import and search pipeline.
 
-    python bench/quality.py [--model efficientnet-lite0] [--resize squash] [--no-flip]
+    python bench/quality.py                      # the configured defaults
+    python bench/quality.py --resize squash,crop --precision fp32
 
-Catalog = train (3,068 images, one product each); "similar" queries = test
-(372): Precision@1, Precision@10 and mAP@10 by class.  "same": 500 catalog
-images x 8 transformations (evaluation.transforms): Recall@1 per
-transformation; and the ``same`` decision (ranking.select_same), whose margin
-threshold is chosen on validation-split negatives (queries whose original is
-not in the catalog) for at most 1 % false positives, then reported on
-test-split negatives and the held-out half of the copies.  A perceptual-hash
-(imagehash pHash) baseline runs on the same data in the same process.
+Catalog = the train split (3,068 photos, one product each), imported with
+``import_file`` into a scratch data directory.  "similar": the 372 test photos
+as queries, ranked by ``SearchEngine.rank_similar``; Precision@1, Precision@10
+and mAP@10 overall and by class.  "same": 500 catalog photos x 8
+transformations (``evaluation.transforms``); Recall@1 of the ranking per
+transformation; and the ``same`` decision of ``SearchEngine.rank_same``
+(geometric verification + margin): the share of copies whose original it
+returns, and the share of queries whose original is NOT in the catalog
+(validation and test photos under the same transformations) for which it
+returns anything.  Thresholds are swept and chosen on validation negatives for
+at most 1 % false positives, then reported on test negatives.  A perceptual
+hash (imagehash pHash) baseline runs on the same data in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Iterator
 
 import imagehash
 import numpy as np
+from PIL import Image
 
-from common import RESULTS, dataset_split, embed_images, cached_embeddings, load_image, machine, today
+from common import DATASETS, RESULTS, batched, dataset_split, load_image, machine, today
+from imagesearch.config import load_settings
 from imagesearch.evaluation.metrics import average_precision_at, precision_at
 from imagesearch.evaluation.transforms import TRANSFORMS
-from imagesearch.index.faiss_index import FaissIndex, FaissSettings
-from imagesearch.search.ranking import aggregate, background
-from imagesearch.vision.efficientnet import EfficientNetLiteEmbedder, EfficientNetSettings
+from imagesearch.ingest.importer import import_file
+from imagesearch.search.engine import SameEvidence, SearchEngine
+from imagesearch.search.ranking import background
+from imagesearch.workspace import Workspace
 
 COPY_ORIGINALS = 500
 MAX_FP = 0.01
+INLIER_GRID = [10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100, 10**9]
+MARGIN_GRID = [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 10.0]
+
+
+def build_catalog(label: str, overrides: dict, reuse: bool) -> tuple[Workspace, dict]:
+    """Import the train split as a catalog (one product per photo)."""
+    data_dir = RESULTS / f"quality-data-{label}"
+    root = DATASETS / "clothing-small" / "train"
+    train = dataset_split("clothing-small", "train")
+    settings = load_settings(data_dir).with_overrides(model_cache_dir=str(RESULTS / "models"), **overrides)
+    stats: dict = {}
+    if not (reuse and (data_dir / "catalog.sqlite").exists()):
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        catalog_file = data_dir / "train.jsonl"
+        with open(catalog_file, "w") as handle:
+            for index, (path, label_name) in enumerate(train):
+                handle.write(json.dumps({
+                    "product_id": f"{index:05d}", "shop_id": 1, "title": label_name,
+                    "category": {"second_level": {"id": label_name, "name": label_name}},
+                    "price": {"sale": "1.00", "currency": "USD"},
+                    "images": [str(path.relative_to(root))],
+                }) + "\n")
+        workspace = Workspace(settings)
+        workspace.embedder  # export/quantise before timing the import
+        started = time.perf_counter()
+        report = import_file(workspace, catalog_file, images_root=root)
+        stats = {"import_seconds": round(time.perf_counter() - started, 1), "images_per_second": round(len(train) / (time.perf_counter() - started), 1),
+                 "images_embedded": report.images_embedded}
+        workspace.close()
+    return Workspace(settings), stats
 
 
 def similar_metrics(ranked_labels: list[list[str]], query_labels: list[str], gallery_counts: dict[str, int]) -> dict:
@@ -52,58 +94,40 @@ def similar_metrics(ranked_labels: list[list[str]], query_labels: list[str], gal
     }
 
 
-def make_copies(paths: list[Path], seed: int) -> tuple[list, list[str], list[int]]:
-    """Each path x each transformation: (images, transformation names, source indices)."""
+def transformed(paths: list[Path], seed: int) -> Iterator[tuple[Image.Image, str, int]]:
+    """Each path under each transformation: (image, transformation, index of the path), lazily."""
     rng = np.random.default_rng(seed)
-    images, names, sources = [], [], []
     for index, path in enumerate(paths):
         original = load_image(path)
         for name, transform in TRANSFORMS.items():
-            images.append(transform(original, rng))
-            names.append(name)
-            sources.append(index)
-    return images, names, sources
+            yield transform(original, rng), name, index
 
 
-def margins(index: FaissIndex, vectors: np.ndarray, k: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-1 id, top-1 score and top-1 margin over the background, per query."""
-    scores, ids = index.search(vectors, k)
-    owners = {int(i): int(i) for i in np.unique(ids) if i >= 0}
-    top_ids, top_scores, top_margins = [], [], []
-    for row_scores, row_ids in zip(scores, ids):
-        ranked = aggregate(row_scores, row_ids, owners)
-        top_ids.append(ranked[0].product_pk)
-        top_scores.append(ranked[0].score)
-        top_margins.append(ranked[0].score - background(ranked))
-    return np.array(top_ids), np.array(top_scores), np.array(top_margins)
-
-
-def threshold_for(negative_values: np.ndarray, max_fp: float) -> float:
-    """Smallest threshold that lets at most ``max_fp`` of negatives through."""
-    ordered = np.sort(negative_values)[::-1]
-    allowed = int(np.floor(max_fp * len(ordered)))
-    return float(ordered[allowed]) + 1e-6
+def accepted(evidence: SameEvidence, min_inliers: int, margin: float) -> set[int]:
+    floor = background(evidence.ranked)
+    return {
+        item.product_pk for item in evidence.candidates
+        if evidence.inliers.get(item.product_pk, 0) >= min_inliers or item.score - floor >= margin
+    }
 
 
 def phash_baseline(gallery: list[Path], gallery_labels: list[str], queries: list[Path], query_labels: list[str],
-                   copies: list, copy_sources: list[int], copy_names: list[str], originals: list[int]) -> dict:
-    def bits(image) -> np.ndarray:
+                   copies: Iterator[tuple[Image.Image, str, int]], originals: list[int]) -> dict:
+    def bits(image: Image.Image) -> np.ndarray:
         return imagehash.phash(image).hash.flatten()
 
     gallery_bits = np.stack([bits(load_image(path)) for path in gallery])
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for label in gallery_labels:
         counts[label] += 1
     ranked = []
     for path in queries:
         distances = (gallery_bits != bits(load_image(path))).sum(axis=1)
-        order = np.argsort(distances, kind="stable")[:10]
-        ranked.append([gallery_labels[i] for i in order])
+        ranked.append([gallery_labels[i] for i in np.argsort(distances, kind="stable")[:10]])
     similar = similar_metrics(ranked, query_labels, counts)
-    hits = defaultdict(list)
-    for image, source, name in zip(copies, copy_sources, copy_names):
-        distances = (gallery_bits != bits(image)).sum(axis=1)
-        hits[name].append(int(np.argmin(distances)) == originals[source])
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for image, name, source in copies:
+        hits[name].append(int(np.argmin((gallery_bits != bits(image)).sum(axis=1))) == originals[source])
     recall = {name: round(float(np.mean(values)), 3) for name, values in hits.items()}
     recall["all"] = round(float(np.mean([v for values in hits.values() for v in values])), 3)
     return {"similar": {key: similar[key] for key in ("P@1", "P@10", "mAP@10")}, "copy_recall@1": recall}
@@ -111,92 +135,125 @@ def phash_baseline(gallery: list[Path], gallery_labels: list[str], queries: list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="efficientnet-lite0")
-    parser.add_argument("--resize", default="squash", help="squash, crop, pad or a combination like squash,crop")
-    parser.add_argument("--no-flip", dest="flip", action="store_false")
-    parser.add_argument("--no-trim", dest="trim", action="store_false")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--resize", default=None, help="squash, crop, pad or a combination like squash,crop")
+    parser.add_argument("--flip", default=None, choices=["true", "false"])
+    parser.add_argument("--trim", default=None, choices=["true", "false"])
+    parser.add_argument("--precision", default=None, choices=["fp32", "int8"])
     parser.add_argument("--no-phash", dest="phash", action="store_false")
+    parser.add_argument("--reuse", action="store_true", help="reuse an earlier import of the same configuration")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    overrides = {key: value for key, value in {
+        "model": args.model, "resize": args.resize, "precision": args.precision,
+        "flip": None if args.flip is None else args.flip == "true", "trim": None if args.trim is None else args.trim == "true",
+    }.items() if value is not None}
+    label = "-".join(f"{key}={value}" for key, value in sorted(overrides.items())).replace(",", "+") or "defaults"
 
-    embedder = EfficientNetLiteEmbedder(
-        EfficientNetSettings(model=args.model, resize=args.resize, flip=args.flip, trim=args.trim, precision=args.precision),
-        RESULTS / "models",
-    )
+    workspace, import_stats = build_catalog(label, overrides, args.reuse)
+    engine = SearchEngine(workspace)
+    embedder = workspace.embedder
     train = dataset_split("clothing-small", "train")
     test = dataset_split("clothing-small", "test")
     validation = dataset_split("clothing-small", "validation")
-    gallery_paths = [path for path, _ in train]
-    gallery_labels = [label for _, label in train]
-    gallery = cached_embeddings(embedder, "train", gallery_paths)
-    index = FaissIndex(embedder.dim, FaissSettings(kind="flat"))
-    index.add(np.arange(len(gallery), dtype=np.int64), gallery)
+    views = workspace.catalog.products_by_pk(list(range(1, len(train) + 1)))
+    train_index_of = {pk: int(view.product_id) for pk, view in views.items()}
+    gallery_labels = [label_name for _, label_name in train]
+    counts: dict[str, int] = defaultdict(int)
+    for label_name in gallery_labels:
+        counts[label_name] += 1
 
-    # "similar": test queries against the train catalog.
-    query_vectors = cached_embeddings(embedder, "test", [path for path, _ in test])
-    _, ids = index.search(query_vectors, 10)
-    counts = defaultdict(int)
-    for label in gallery_labels:
-        counts[label] += 1
-    similar = similar_metrics([[gallery_labels[i] for i in row] for row in ids], [label for _, label in test], counts)
+    # "similar": the real query path (bytes -> decode -> embed -> rank).
+    ranked_labels = []
+    for path, _ in test:
+        _, vector = engine.embed_query(path.read_bytes())
+        ranked_labels.append([gallery_labels[train_index_of[item.product_pk]] for item in engine.rank_similar(vector, None)[:10]])
+    similar = similar_metrics(ranked_labels, [label_name for _, label_name in test], counts)
 
-    # "same": copies of 500 catalog images; negatives: copies of images not in the catalog.
+    # "same": copies of catalog photos, and of photos that are not in the catalog.
     rng = np.random.default_rng(args.seed)
-    originals = sorted(rng.choice(len(gallery_paths), COPY_ORIGINALS, replace=False).tolist())
-    copies, copy_names, copy_sources = make_copies([gallery_paths[i] for i in originals], args.seed)
-    copy_vectors = embed_images(embedder, copies)
-    top_ids, top_scores, top_margins = margins(index, copy_vectors)
-    truth = np.array([originals[source] for source in copy_sources])
-    correct = top_ids == truth
+    originals = sorted(rng.choice(len(train), COPY_ORIGINALS, replace=False).tolist())
+    copy_paths = [train[i][0] for i in originals]
+
+    def evidence_of(items: Iterator[tuple[Image.Image, str, int]]) -> tuple[list[SameEvidence], list[str], list[int]]:
+        evidence: list[SameEvidence] = []
+        names: list[str] = []
+        sources: list[int] = []
+        for batch in batched(items, 32):
+            vectors = embedder.embed([image for image, _, _ in batch])
+            evidence.extend(engine.same_evidence(image, vector, None) for (image, _, _), vector in zip(batch, vectors))
+            names.extend(name for _, name, _ in batch)
+            sources.extend(source for _, _, source in batch)
+        return evidence, names, sources
+
+    started = time.perf_counter()
+    copy_evidence, copy_names, copy_sources = evidence_of(transformed(copy_paths, args.seed))
+    same_ms = (time.perf_counter() - started) / len(copy_evidence) * 1000
     names = np.array(copy_names)
-    recall = {name: round(float(correct[names == name].mean()), 3) for name in TRANSFORMS}
-    recall["all"] = round(float(correct.mean()), 3)
+    pk_of_index = {index: pk for pk, index in train_index_of.items()}
+    truth = [pk_of_index[originals[source]] for source in copy_sources]
+    top1 = np.array([bool(ev.ranked) and ev.ranked[0].product_pk == pk for ev, pk in zip(copy_evidence, truth)])
+    recall_at_1 = {name: round(float(top1[names == name].mean()), 3) for name in TRANSFORMS}
+    recall_at_1["all"] = round(float(top1.mean()), 3)
+    negative_evidence = {
+        split: evidence_of(transformed([path for path, _ in items], args.seed + 1))[0]
+        for split, items in (("validation", validation), ("test", test))
+    }
 
-    negatives = {}
-    for split, items in (("validation", validation), ("test", test)):
-        images, _, _ = make_copies([path for path, _ in items], args.seed + 1)
-        negatives[split] = margins(index, embed_images(embedder, images))
-    calibrate_half = np.array([source % 2 == 0 for source in copy_sources])
-    same = {}
-    for rule, values, negative_values in (
-        ("margin", top_margins, {split: result[2] for split, result in negatives.items()}),
-        ("raw_cosine", top_scores, {split: result[1] for split, result in negatives.items()}),
-    ):
-        threshold = threshold_for(negative_values["validation"], MAX_FP)
-        accepted = (values >= threshold) & correct
-        same[rule] = {
-            "threshold": round(threshold, 4),
-            "recall_heldout": round(float(accepted[~calibrate_half].mean()), 3),
-            "recall_all": round(float(accepted.mean()), 3),
-            "fp_rate_test_negatives": round(float((negative_values["test"] >= threshold).mean()), 4),
-            "recall_by_transform": {
-                name: round(float(accepted[names == name].mean()), 3) for name in TRANSFORMS
-            },
-        }
+    def rates(min_inliers: int, margin: float) -> tuple[np.ndarray, dict[str, float]]:
+        hits = np.array([pk in accepted(ev, min_inliers, margin) for ev, pk in zip(copy_evidence, truth)])
+        fp = {split: float(np.mean([bool(accepted(ev, min_inliers, margin)) for ev in evs])) for split, evs in negative_evidence.items()}
+        return hits, fp
 
+    sweep = []
+    for margin in MARGIN_GRID:
+        for min_inliers in INLIER_GRID:
+            hits, fp = rates(min_inliers, margin)
+            sweep.append({"min_inliers": min_inliers, "margin": margin, "recall": round(float(hits.mean()), 3),
+                          "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4)})
+    feasible = [row for row in sweep if row["fp_validation"] <= MAX_FP]
+    best = max(feasible, key=lambda row: (row["recall"], -row["fp_validation"]))
+    settings = workspace.settings
+    hits, fp = rates(settings.same_min_inliers, settings.same_margin)
+    same = {
+        "configured": {
+            "min_inliers": settings.same_min_inliers, "margin": settings.same_margin,
+            "candidates": settings.same_candidates, "window": settings.same_window, "min_score": settings.same_min_score,
+            "recall": round(float(hits.mean()), 3),
+            "recall_by_transform": {name: round(float(hits[names == name].mean()), 3) for name in TRANSFORMS},
+            "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4),
+        },
+        "best_at_1pct_fp_on_validation": best,
+        "margin_only_at_1pct_fp": max((row for row in feasible if row["min_inliers"] == 10**9), key=lambda row: row["recall"]),
+        "evidence_ms_per_query": round(same_ms, 1),
+        "sweep": sweep,
+    }
     report = {
         "date": today(),
         "machine": machine(),
         "embedder": f"{embedder.name} {embedder.version}",
-        "catalog_images": len(gallery_paths),
+        "catalog_images": len(train),
+        "import": import_stats,
         "similar": similar,
-        "copy_recall@1": recall,
-        "same_decision_at_1pct_fp": same,
-        "negatives": {split: len(result[0]) for split, result in negatives.items()},
+        "copy_recall@1": recall_at_1,
+        "same": same,
+        "negatives": {split: len(evs) for split, evs in negative_evidence.items()},
     }
     if args.phash:
         report["phash_baseline"] = phash_baseline(
-            gallery_paths, gallery_labels, [path for path, _ in test], [label for _, label in test],
-            copies, copy_sources, copy_names, originals,
+            [path for path, _ in train], gallery_labels, [path for path, _ in test], [label_name for _, label_name in test],
+            transformed(copy_paths, args.seed), originals,
         )
     text = json.dumps(report, indent=2)
-    print(text)
-    label = f"{args.model}-{args.resize.replace(',', '+')}-{'flip' if args.flip else 'noflip'}-{'trim' if args.trim else 'notrim'}-{args.precision}"
-    out = args.out or RESULTS / f"quality-{label}.json"
+    out = RESULTS / f"quality-{label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    summary = {key: report[key] for key in ("date", "embedder", "import", "copy_recall@1")}
+    summary["similar"] = {key: similar[key] for key in ("P@1", "P@10", "mAP@10")}
+    summary["same"] = {key: value for key, value in same.items() if key != "sweep"}
+    summary["phash_baseline"] = report.get("phash_baseline")
+    print(json.dumps(summary, indent=2))
+    print(f"full report: {out}")
 
 
 if __name__ == "__main__":

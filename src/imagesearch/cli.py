@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """Visual product search over your own catalog, speaking AliExpress's searchV2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     ctx.ensure_object(dict)
     ctx.obj["settings"] = load_settings(data_dir)
 
@@ -66,10 +68,22 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows; write rejected ones to --rejects.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Where rejected rows go (default FILE.rejects.jsonl).")
 @click.option("--format", "file_format", type=click.Choice(["jsonl", "csv"]), help="File format (default: by extension).")
+@click.option(
+    "--images-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder relative image paths are resolved in (default: FILE's folder); paths may not leave it.",
+)
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal).")
 @click.pass_context
 def import_command(
-    ctx: click.Context, file: Path, replace: bool, skip_invalid: bool, rejects: Path | None, file_format: str | None, progress: bool | None
+    ctx: click.Context,
+    file: Path,
+    replace: bool,
+    skip_invalid: bool,
+    rejects: Path | None,
+    file_format: str | None,
+    images_root: Path | None,
+    progress: bool | None,
 ) -> None:
     """Import products from a JSON Lines or CSV FILE (atomic: all or nothing)."""
     workspace = _workspace(ctx)
@@ -81,6 +95,7 @@ def import_command(
         skip_invalid=skip_invalid,
         rejects_path=rejects_path,
         file_format=file_format,
+        images_root=images_root,
         progress=sys.stderr.isatty() if progress is None else progress,
     )
     summary = report.as_dict()
@@ -130,6 +145,17 @@ def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
         _echo_json({"aliexpress_ds_image_searchV2_response": {"result": render_error(exc).model_dump()}})
         sys.exit(1)
     _echo_json({"aliexpress_ds_image_searchV2_response": {"result": result.model_dump()}})
+
+
+@main.command("demo-catalog")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", type=click.IntRange(1, 10_000), default=60, show_default=True, help="Number of product designs.")
+def demo_catalog_command(folder: Path, count: int) -> None:
+    """Write a generated example catalog (pictures + catalog.jsonl) into FOLDER."""
+    from .democatalog import write_demo_catalog
+
+    path = write_demo_catalog(folder, count)
+    click.echo(json.dumps({"catalog": str(path), "images": str(folder / "images")}))
 
 
 @main.command("info")
@@ -197,3 +223,7 @@ def reindex_command(ctx: click.Context, re_embed: bool, index_kind: str | None, 
     settings: Settings = ctx.obj["settings"].with_overrides(index_kind=index_kind)
     report = reindex(Workspace(settings), re_embed=re_embed, progress=sys.stderr.isatty() if progress is None else progress)
     _echo_json(report.__dict__)
+
+
+if __name__ == "__main__":
+    main()

@@ -32,7 +32,9 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("data"))
     #: Embedder: efficientnet-lite0 (fast, best for "same") or efficientnet-lite2.
     model: str = "efficientnet-lite0"
-    resize: str = "squash"
+    #: How a photo is fitted to the network's square input: crop (centre crop; best for "similar"
+    #: and, with border trimming, as good for copies), squash, pad, or a combination "squash,crop".
+    resize: str = "crop"
     flip: bool = True
     trim: bool = True
     threads: int = 0
@@ -64,8 +66,8 @@ class Settings:
     same_candidates: int = 10
     same_window: float = 0.1
     same_min_score: float = 0.5
-    same_min_inliers: int = 35
-    same_margin: float = 0.25
+    same_min_inliers: int = 50
+    same_margin: float = 0.2
     result_ttl_seconds: int = 900
     #: Base URL used in image_url for catalog images that are local files.
     public_url: str = "http://127.0.0.1:8000"

@@ -134,7 +134,7 @@ class Catalog:
             return {
                 "products": connection.scalar(select(func.count()).select_from(products)) or 0,
                 "images": connection.scalar(select(func.count()).select_from(images)) or 0,
-                "distinct_images": connection.scalar(select(func.count()).select_from(image_blobs)) or 0,
+                "distinct_images": connection.scalar(select(func.count(images.c.sha256.distinct()))) or 0,
                 "categories": connection.scalar(select(func.count()).select_from(categories)) or 0,
                 "shops": connection.scalar(select(func.count(products.c.shop_id.distinct()))) or 0,
             }

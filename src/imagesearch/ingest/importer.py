@@ -15,22 +15,25 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from ..catalog.readers import Row, RowError, read_catalog_file
 from ..catalog.store import Blob, CatalogWriter
 from ..errors import ImageSearchError, SearchError
-from ..vision.decode import decode_image, draft_side, thumbnail_jpeg
+from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
 from .sources import FetchError, fetch_all, is_url, resolve_local
 
 CHUNK_PRODUCTS = 64
 EMBED_BATCH = 16
+DECODE_THREADS = 2
 
 
 class ImportRejected(ImageSearchError):
@@ -71,32 +74,45 @@ class ImportReport:
         }
 
 
+def _decode(workspace: Workspace, draft: int, data: bytes) -> tuple[Image.Image, bytes] | str:
+    """Decoded image and thumbnail, or the reason the bytes are refused."""
+    try:
+        image = decode_image(data, workspace.decode_limits, draft_size=draft)
+    except SearchError as exc:
+        return exc.message
+    return image, thumbnail_jpeg(image)
+
+
 def _embed_new(workspace: Workspace, contents: dict[str, bytes]) -> tuple[list[Blob], dict[str, str]]:
-    """Decode, thumbnail and embed contents; returns blobs and per-sha decode errors."""
+    """Decode, thumbnail and embed contents; returns blobs and per-sha decode errors.
+
+    Decoding runs in a thread pool (Pillow releases the GIL) ahead of the
+    embedder, so the CPU is busy with both at once.
+    """
     embedder = workspace.embedder
     draft = draft_side(embedder.input_size)
     blobs: list[Blob] = []
     failures: dict[str, str] = {}
-    pending: list[tuple[str, object, bytes, tuple[int, int]]] = []
+    pending: list[tuple[str, Image.Image, bytes]] = []
 
     def flush() -> None:
-        if not pending:
-            return
-        vectors = embedder.embed([image for _, image, _, _ in pending])  # type: ignore[misc]
-        for (sha, _, thumb, (width, height)), vector in zip(pending, vectors):
+        vectors = embedder.embed([image for _, image, _ in pending])
+        for (sha, image, thumb), vector in zip(pending, vectors):
+            width, height = image.info.get(ORIGINAL_SIZE, image.size)
             blobs.append(Blob(sha, width, height, thumb, vector))
         pending.clear()
 
-    for sha, data in contents.items():
-        try:
-            image = decode_image(data, workspace.decode_limits, draft_size=draft)
-        except SearchError as exc:
-            failures[sha] = exc.message
-            continue
-        pending.append((sha, image, thumbnail_jpeg(image), image.size))
-        if len(pending) >= EMBED_BATCH:
-            flush()
-    flush()
+    with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+        decoded = pool.map(lambda item: (item[0], _decode(workspace, draft, item[1])), contents.items())
+        for sha, outcome in decoded:
+            if isinstance(outcome, str):
+                failures[sha] = outcome
+                continue
+            pending.append((sha, *outcome))
+            if len(pending) >= EMBED_BATCH:
+                flush()
+    if pending:
+        flush()
     return blobs, failures
 
 
@@ -176,15 +192,20 @@ def import_file(
     skip_invalid: bool = False,
     rejects_path: Path | None = None,
     file_format: str | None = None,
+    images_root: Path | None = None,
     progress: bool = False,
 ) -> ImportReport:
-    """Import a JSON Lines or CSV catalog file; see the module docstring for the guarantees."""
+    """Import a JSON Lines or CSV catalog file; see the module docstring for the guarantees.
+
+    Relative image paths are resolved against ``images_root`` (default: the
+    file's folder) and may not leave it.
+    """
     started = time.perf_counter()
     report = ImportReport()
     with workspace.write_lock():
         workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
         rows, errors = read_catalog_file(path, workspace.settings.default_lang, file_format)
-        ready, image_errors = _prepare(workspace, rows, path.parent, report, progress)
+        ready, image_errors = _prepare(workspace, rows, images_root or path.parent, report, progress)
         errors.extend(image_errors)
         if errors and not skip_invalid:
             raise ImportRejected(errors)

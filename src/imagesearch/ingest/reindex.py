@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from ..errors import SearchError
 from ..index.faiss_index import FaissIndex
 from ..vision.decode import decode_image, draft_side
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
-from .sources import FetchError, fetch_all
+from .sources import fetch_all
 
 RE_EMBED_BATCH = 64
 
@@ -48,22 +49,25 @@ def _re_embed(workspace: Workspace, report: ReindexReport, progress: bool) -> di
         for sha in batch:
             refs = sources[sha]
             data = fetched.get(refs[0]) if refs else None
-            image = None
-            if isinstance(data, bytes):
-                try:
-                    image = decode_image(data, workspace.decode_limits, draft_size=draft_side(embedder.input_size))
-                except SearchError:
-                    image = None
-            if image is None or isinstance(data, FetchError):
-                thumbnail = catalog.thumbnail_by_sha(sha)
-                image = decode_image(thumbnail, workspace.decode_limits) if thumbnail else None
+            image = _decode_or_none(data if isinstance(data, bytes) else None, workspace, embedder.input_size)
+            if image is None:
                 report.from_thumbnail += 1
+                image = _decode_or_none(catalog.thumbnail_by_sha(sha), workspace, embedder.input_size)
             images.append(image)
         vectors = embedder.embed([image for image in images if image is not None])
         for sha, vector in zip([sha for sha, image in zip(batch, images) if image is not None], vectors):
             embeddings[sha] = vector
     report.re_embedded = len(embeddings)
     return embeddings
+
+
+def _decode_or_none(data: bytes | None, workspace: Workspace, input_size: int) -> Image.Image | None:
+    if data is None:
+        return None
+    try:
+        return decode_image(data, workspace.decode_limits, draft_size=draft_side(input_size))
+    except SearchError:
+        return None
 
 
 def reindex(workspace: Workspace, *, re_embed: bool = False, progress: bool = False) -> ReindexReport:

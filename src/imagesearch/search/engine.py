@@ -47,6 +47,15 @@ class PageItem:
 
 
 @dataclass(frozen=True)
+class SameEvidence:
+    """Why a "same" search decided as it did."""
+
+    ranked: list[RankedItem]
+    candidates: list[RankedItem]
+    inliers: dict[int, int]
+
+
+@dataclass(frozen=True)
 class SearchPage:
     """One page of a ranked result list, plus what is needed to render it."""
 
@@ -137,8 +146,8 @@ class SearchEngine:
         allowed = self.workspace.catalog.shipping_to([item.product_pk for item in items], ship_to)
         return [item for item in items if item.product_pk in allowed]
 
-    def rank_same(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
-        """Products that are the same item as the query (see :mod:`.ranking` for the rule)."""
+    def same_evidence(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> SameEvidence:
+        """What the "same" decision looks at: the ranking, the candidates and their inliers."""
         settings = self.settings
         ranked, _ = self._neighbours(vector, min(len(self.index()), INITIAL_K))
         candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
@@ -150,7 +159,12 @@ class SearchEngine:
             for item in candidates
             if query is not None and item.image_id in features
         }
-        return select_same(ranked, candidates, inliers, settings.same_min_inliers, settings.same_margin)
+        return SameEvidence(ranked, candidates, inliers)
+
+    def rank_same(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
+        """Products that are the same item as the query (see :mod:`.ranking` for the rule)."""
+        evidence = self.same_evidence(image, vector, ship_to)
+        return select_same(evidence.ranked, evidence.candidates, evidence.inliers, self.settings.same_min_inliers, self.settings.same_margin)
 
     def rank_similar(self, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
         """The best look-alike products, growing k while the ship-to filter leaves too few.

@@ -20,6 +20,9 @@ from ..errors import ImageError
 #: Longest side of the thumbnails stored in the catalog.
 THUMBNAIL_SIDE = 256
 
+#: ``image.info`` key holding the size before any draft-mode reduction.
+ORIGINAL_SIZE = "imagesearch_original_size"
+
 #: Formats we accept, by Pillow's format name.
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"})
 
@@ -78,8 +81,9 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(), draft_size:
             image.draft("RGB", (draft_size, draft_size))
         image.seek(0)  # first frame of an animation
         image.load()
-        image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        image = _to_rgb(ImageOps.exif_transpose(image))
+        image.info[ORIGINAL_SIZE] = (width, height)
+        return image
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError("InvalidImage", f"the image is damaged and cannot be decoded ({exc})", "image") from exc
 
@@ -108,7 +112,8 @@ def draft_side(input_size: int) -> int:
 def thumbnail_jpeg(image: Image.Image, size: int = THUMBNAIL_SIDE, quality: int = 85) -> bytes:
     """A JPEG whose longer side is ``size`` pixels, for result pages and the catalog."""
     thumb = image.copy()
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    # Bicubic after a box pre-reduction: indistinguishable from Lanczos at this size, several times faster.
+    thumb.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()
-    thumb.save(out, format="JPEG", quality=quality, optimize=True)
+    thumb.save(out, format="JPEG", quality=quality)
     return out.getvalue()

@@ -8,6 +8,7 @@ usual product-photo background).
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import Sequence
 
 import numpy as np
@@ -40,8 +41,8 @@ def trim_border(image: Image.Image, passes: int = 2) -> Image.Image:
 
 
 def _trim_once(image: Image.Image) -> Image.Image:
-    probe = image.copy()
-    probe.thumbnail((TRIM_PROBE_SIDE, TRIM_PROBE_SIDE))
+    scale = min(1.0, TRIM_PROBE_SIDE / max(image.size))
+    probe = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
     pixels = np.asarray(probe.filter(ImageFilter.BoxBlur(1)), dtype=np.int16)
     frame = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     colour = np.median(frame, axis=0)
@@ -78,13 +79,16 @@ def fit_square(image: Image.Image, size: int, mode: str) -> Image.Image:
     return canvas
 
 
-def to_batch(images: Sequence[Image.Image], size: int, mode: str, flip: bool) -> np.ndarray:
+def to_batch(images: Sequence[Image.Image], size: int, mode: str, flip: bool, pool: Executor | None = None) -> np.ndarray:
     """Stack images into an NCHW float32 batch of raw 0-255 values.
 
     With ``flip`` the batch holds, after the originals, their mirror images, so
     the caller can average each view with its mirror (flip invariance).
     """
-    arrays = [np.asarray(fit_square(image, size, mode), dtype=np.float32) for image in images]
+    def prepare(image: Image.Image) -> np.ndarray:
+        return np.asarray(fit_square(image, size, mode), dtype=np.float32)
+
+    arrays = list(pool.map(prepare, images)) if pool is not None and len(images) > 1 else [prepare(image) for image in images]
     batch = np.stack(arrays).transpose(0, 3, 1, 2)
     if flip:
         batch = np.concatenate([batch, batch[:, :, :, ::-1]])

@@ -1,0 +1,112 @@
+"""The command line, run as a user runs it (a subprocess per command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import jpeg_bytes, write_catalog
+from imagesearch.vision.synthetic import product_image
+
+
+def run(data_dir: Path, model_cache: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache))
+    process = subprocess.run(
+        [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), *args], env=env, capture_output=True, text=True
+    )
+    if check:
+        assert process.returncode == 0, process.stderr
+    return process
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("cli")
+    run(folder / "data", model_cache, "import", str(write_catalog(folder, 8)))
+    return folder, folder / "data"
+
+
+def test_import_prints_a_report(tmp_path: Path, model_cache: Path) -> None:
+    report = json.loads(run(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 3))).stdout)
+    assert report["products_written"] == 3 and report["generation"] == 1
+
+
+def test_search_prints_searchv2_json(imported: tuple[Path, Path], model_cache: Path) -> None:
+    folder, data_dir = imported
+    query = folder / "query.jpg"
+    query.write_bytes(jpeg_bytes(product_image(3).resize((200, 200))))
+    out = json.loads(run(data_dir, model_cache, "search", str(query), "--currency", "EUR", "--lang", "fr", "--page-size", "3").stdout)
+    result = out["aliexpress_ds_image_searchV2_response"]["result"]
+    assert result["ret"] is True and result["data"]["products"][0]["product_id"] == "p003"
+    assert result["data"]["products"][0]["price"]["sale"]["currency"] == "EUR"
+    assert result["pagination"]["page_size"] == 3 and result["next_start_row_key"]
+    page2 = json.loads(run(data_dir, model_cache, "search", str(query), "--start-row-key", result["next_start_row_key"]).stdout)
+    assert page2["aliexpress_ds_image_searchV2_response"]["result"]["pagination"]["page_no"] == 2
+
+
+def test_search_error_has_code_and_exit_status(imported: tuple[Path, Path], model_cache: Path) -> None:
+    folder, data_dir = imported
+    query = folder / "query.jpg"
+    query.write_bytes(jpeg_bytes(product_image(3)))
+    process = run(data_dir, model_cache, "search", str(query), "--currency", "XYZ", check=False)
+    assert process.returncode == 1
+    result = json.loads(process.stdout)["aliexpress_ds_image_searchV2_response"]["result"]
+    assert result["ret"] is False and result["code"] == "InvalidCurrency" and "currency" in result["messages"]
+    not_image = folder / "notes.txt"
+    not_image.write_text("hello")
+    process = run(data_dir, model_cache, "search", str(not_image), check=False)
+    assert json.loads(process.stdout)["aliexpress_ds_image_searchV2_response"]["result"]["code"] == "InvalidImage"
+
+
+def test_info(imported: tuple[Path, Path], model_cache: Path) -> None:
+    _, data_dir = imported
+    info = json.loads(run(data_dir, model_cache, "info").stdout)
+    assert info["products"] == 8 and info["images"] == 10 and info["index"]["kind"] == "flat" and info["index"]["vectors"] == 10
+    assert info["embedder"].startswith("efficientnet-lite0") and info["rates"]["base"] == "EUR"
+
+
+def test_rates_import_ecb_xml(tmp_path: Path, model_cache: Path) -> None:
+    xml = tmp_path / "eurofxref-daily.xml"
+    xml.write_text(
+        '<?xml version="1.0"?><gesmes:Envelope xmlns:gesmes="http://www.gesmes.org/xml/2002-08-01" '
+        'xmlns="http://www.ecb.int/vocabulary/2002-08-01/eurofxref"><Cube><Cube time="2026-11-26">'
+        '<Cube currency="USD" rate="1.1"/><Cube currency="JPY" rate="170"/></Cube></Cube></gesmes:Envelope>'
+    )
+    saved = json.loads(run(tmp_path / "data", model_cache, "rates", "import", str(xml)).stdout)
+    assert saved["date"] == "2026-11-26" and saved["currencies"] == 3
+    shown = json.loads(run(tmp_path / "data", model_cache, "rates", "show").stdout)
+    assert shown["rates"]["JPY"] == "170"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"base": "EUR", "date": "2026-01-01", "rates": {"USD": "-3"}}')
+    process = run(tmp_path / "data", model_cache, "rates", "import", str(bad), check=False)
+    assert process.returncode == 1 and "positive" in process.stderr
+
+
+def test_invalid_import_exits_1_with_line_numbers(tmp_path: Path, model_cache: Path) -> None:
+    (tmp_path / "c.jsonl").write_text('{"product_id": "a"}\nnot json\n')
+    process = run(tmp_path / "data", model_cache, "import", str(tmp_path / "c.jsonl"), check=False)
+    assert process.returncode == 1 and "line 1" in process.stderr and "line 2" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_delete_and_reindex(tmp_path: Path, model_cache: Path) -> None:
+    data_dir = tmp_path / "data"
+    run(data_dir, model_cache, "import", str(write_catalog(tmp_path, 4)))
+    deleted = json.loads(run(data_dir, model_cache, "delete", "p001", "p002").stdout)
+    assert deleted["products_deleted"] == 2
+    rebuilt = json.loads(run(data_dir, model_cache, "reindex", "--index-kind", "hnsw").stdout)
+    assert rebuilt["vectors"] == 3 and rebuilt["index_kind"].startswith("hnsw")
+
+
+def test_bad_setting_is_reported(tmp_path: Path, model_cache: Path) -> None:
+    env: dict[str, Any] = dict(os.environ, IMAGESEARCH_INDEX_KIND="btree", IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache))
+    process = subprocess.run(
+        [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(tmp_path), "info"], env=env, capture_output=True, text=True
+    )
+    assert process.returncode != 0 and "index_kind" in process.stderr and "Traceback" not in process.stderr

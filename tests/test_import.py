@@ -1,0 +1,206 @@
+"""Import: validation, atomicity, re-import, --replace, delete, URLs, and the stored images."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from conftest import jpeg_bytes, product_record, write_catalog
+from imagesearch.errors import CatalogError
+from imagesearch.ingest.importer import ImportRejected, delete_products, import_file
+from imagesearch.ingest.reindex import reindex
+from imagesearch.vision.synthetic import product_image
+from imagesearch.workspace import Workspace
+
+
+def write_rows(path: Path, rows: list[Any]) -> Path:
+    path.write_text("\n".join(row if isinstance(row, str) else json.dumps(row) for row in rows) + "\n")
+    return path
+
+
+def snapshot(workspace: Workspace) -> tuple[dict[str, int], int, int]:
+    generation = workspace.generation()
+    manifest = workspace.index_store.manifest(generation)
+    return workspace.catalog.counts(), generation, manifest.count if manifest else 0
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, make_settings: Callable[..., Any]) -> Iterator[Workspace]:
+    space = Workspace(make_settings(tmp_path / "data"))
+    yield space
+    space.close()
+
+
+def test_import_stores_products_images_and_vectors(tmp_path: Path, workspace: Workspace) -> None:
+    report = import_file(workspace, write_catalog(tmp_path, 6))
+    counts, generation, vectors = snapshot(workspace)
+    assert report.products_written == 6 and report.images_embedded == 8  # products 0 and 5 have two images
+    assert counts["products"] == 6 and counts["images"] == 8 and vectors == 8 and generation == 1
+    view = workspace.catalog.product_by_id("p000")
+    assert view is not None and len(view.image_ids) == 2
+    thumbnails = workspace.catalog.thumbnails(list(view.image_ids))
+    assert all(data[:2] == b"\xff\xd8" for data in thumbnails.values())  # JPEG thumbnails
+    assert workspace.catalog.get_meta("embedder", "").startswith("efficientnet-lite0")
+
+
+def test_invalid_rows_change_nothing_and_are_all_reported(tmp_path: Path, workspace: Workspace) -> None:
+    import_file(workspace, write_catalog(tmp_path, 3))
+    before = snapshot(workspace)
+    (tmp_path / "new.jpg").write_bytes(jpeg_bytes(product_image(50)))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    rows = [
+        product_record(10, ["new.jpg"]),
+        product_record(11, ["missing.jpg"]),
+        product_record(12, ["broken.jpg"]),
+        product_record(13, ["../outside.jpg"]),
+        {"product_id": "p014"},
+    ]
+    with pytest.raises(ImportRejected) as error:
+        import_file(workspace, write_rows(tmp_path / "bad.jsonl", rows))
+    assert [e.line for e in error.value.errors] == [2, 3, 4, 5]
+    message = str(error.value)
+    assert "not found" in message and "not an image" in message and "outside" in message and "shop_id" in message
+    assert snapshot(workspace) == before
+
+
+def test_skip_invalid_imports_the_rest_and_writes_rejects(tmp_path: Path, workspace: Workspace) -> None:
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(product_image(60)))
+    rows = [product_record(1, ["a.jpg"]), product_record(2, ["nope.jpg"]), "{oops"]
+    rejects = tmp_path / "rejects.jsonl"
+    report = import_file(workspace, write_rows(tmp_path / "c.jsonl", rows), skip_invalid=True, rejects_path=rejects)
+    assert report.products_written == 1 and len(report.rejected) == 2
+    lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [line["line"] for line in lines] == [2, 3] and lines[0]["product_id"] == "p002" and "not found" in lines[0]["reason"]
+    assert workspace.catalog.counts()["products"] == 1
+
+
+def test_reimport_updates_and_reembeds_only_changed_images(tmp_path: Path, workspace: Workspace) -> None:
+    path = write_catalog(tmp_path, 4)
+    import_file(workspace, path)
+    first = workspace.catalog.product_by_id("p001")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[1]["price"]["sale"] = "9.99"
+    rows[2]["images"] = ["images/changed.jpg"]
+    (tmp_path / "images" / "changed.jpg").write_bytes(jpeg_bytes(product_image(777)))
+    report = import_file(workspace, write_rows(path, rows))
+    assert report.images_embedded == 1 and report.images_added == 1 and report.images_removed == 1
+    second = workspace.catalog.product_by_id("p001")
+    assert second is not None and first is not None
+    assert str(second.sale_price) == "9.99" and second.image_ids == first.image_ids  # same vector kept
+    counts, _, vectors = snapshot(workspace)
+    assert counts["images"] == vectors == 5
+
+
+def test_replace_deletes_products_absent_from_the_file(tmp_path: Path, workspace: Workspace) -> None:
+    path = write_catalog(tmp_path, 5)
+    import_file(workspace, path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()][:2]
+    report = import_file(workspace, write_rows(tmp_path / "two.jsonl", rows), replace=True)
+    assert report.products_deleted == 3
+    counts, _, vectors = snapshot(workspace)
+    assert counts["products"] == 2 and counts["images"] == vectors == 3
+    assert counts["distinct_images"] == 3  # orphaned image contents are dropped
+
+
+def test_delete_by_id(tmp_path: Path, workspace: Workspace) -> None:
+    import_file(workspace, write_catalog(tmp_path, 4))
+    report = delete_products(workspace, ["p000", "p003", "unknown"])
+    assert report.products_deleted == 2 and report.images_removed == 3
+    counts, _, vectors = snapshot(workspace)
+    assert counts["products"] == 2 and vectors == counts["images"] == 2
+
+
+def test_identical_photos_are_embedded_once(tmp_path: Path, workspace: Workspace) -> None:
+    (tmp_path / "same.jpg").write_bytes(jpeg_bytes(product_image(5)))
+    rows = [product_record(index, ["same.jpg"]) for index in range(3)]
+    report = import_file(workspace, write_rows(tmp_path / "c.jsonl", rows))
+    assert report.images_embedded == 1 and report.images_added == 3
+    counts, _, vectors = snapshot(workspace)
+    assert counts["distinct_images"] == 1 and counts["images"] == vectors == 3
+
+
+def test_csv_import(tmp_path: Path, workspace: Workspace) -> None:
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(product_image(70)))
+    (tmp_path / "c.csv").write_text(
+        "product_id,shop_id,title_en,title_fr,sale_price,original_price,currency,ship_to,images\n"
+        "c1,3,Lamp,Lampe,12.50,20.00,EUR,US|FR,a.jpg\n"
+    )
+    import_file(workspace, tmp_path / "c.csv")
+    view = workspace.catalog.product_by_id("c1")
+    assert view is not None and view.titles == {"en": "Lamp", "fr": "Lampe"} and view.ship_to == ("FR", "US")
+
+
+def test_reindex_rebuilds_and_can_change_structure(tmp_path: Path, workspace: Workspace, make_settings: Callable[..., Any]) -> None:
+    import_file(workspace, write_catalog(tmp_path, 5))
+    report = reindex(Workspace(make_settings(tmp_path / "data", index_kind="hnsw")))
+    assert report.vectors == 6 and report.index_kind.startswith("hnsw") and report.generation == 2
+    re_embedded = reindex(workspace, re_embed=True)
+    assert re_embedded.re_embedded == 6 and re_embedded.from_thumbnail == 0
+
+
+def test_a_different_embedder_is_refused_with_advice(tmp_path: Path, workspace: Workspace, make_settings: Callable[..., Any]) -> None:
+    import_file(workspace, write_catalog(tmp_path, 2))
+    other = Workspace(make_settings(tmp_path / "data", precision="fp32"))
+    with pytest.raises(CatalogError, match="reindex --re-embed"):
+        import_file(other, write_catalog(tmp_path, 2))
+    report = reindex(other, re_embed=True)
+    assert report.re_embedded == 3
+    import_file(other, write_catalog(tmp_path, 2))  # now consistent
+
+
+class _ImageServer(http.server.BaseHTTPRequestHandler):
+    """Serves /img/<seed>.jpg; /flaky/... fails twice first; /big is over the size cap."""
+
+    hits: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.hits[self.path] = self.hits.get(self.path, 0) + 1
+        if self.path.startswith("/flaky/") and self.hits[self.path] <= 2:
+            self.send_response(503)
+            self.end_headers()
+            return
+        if self.path == "/big":
+            body = b"\xff" * 3_000_000
+        elif self.path.endswith(".jpg") and self.path.rsplit("/", 1)[1][:-4].isdigit():
+            body = jpeg_bytes(product_image(int(self.path.rsplit("/", 1)[1][:-4])))
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ImageServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_images_from_urls_with_retries_and_limits(tmp_path: Path, image_server: str, make_settings: Callable[..., Any]) -> None:
+    workspace = Workspace(make_settings(tmp_path / "data", max_image_bytes=2_000_000, fetch_retries=2))
+    rows = [
+        product_record(1, [f"{image_server}/img/31.jpg", f"{image_server}/flaky/32.jpg"]),
+        product_record(2, [f"{image_server}/missing.jpg"]),
+        product_record(3, [f"{image_server}/big"]),
+    ]
+    report = import_file(workspace, write_rows(tmp_path / "c.jsonl", rows), skip_invalid=True)
+    assert report.products_written == 1
+    reasons = {error.product_id: error.reason for error in report.rejected}
+    assert "404" in reasons["p002"] and "limit" in reasons["p003"]
+    view = workspace.catalog.product_by_id("p001")
+    assert view is not None and view.image_sources[0] == f"{image_server}/img/31.jpg"
+    assert _ImageServer.hits["/flaky/32.jpg"] == 3
