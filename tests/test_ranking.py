@@ -13,13 +13,13 @@ from imagesearch.search.results import RankedItem
 def test_product_score_is_its_best_image() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     ids = np.array([10, 11, 12, 13])
-    owners = {10: 1, 11: 2, 12: 1, 13: 3}
+    owners = np.array([-1] * 10 + [1, 2, 1, 3])
     ranked = aggregate(scores, ids, owners)
     assert [(item.product_pk, item.image_id) for item in ranked] == [(1, 10), (2, 11), (3, 13)]
 
 
 def test_unknown_images_are_ignored_and_scores_clipped() -> None:
-    ranked = aggregate(np.array([1.0000002, 0.5, -0.1]), np.array([1, 2, 3]), {1: 1, 3: 3})
+    ranked = aggregate(np.array([1.0000002, 0.5, -0.1, 0.9]), np.array([1, 2, 3, 99]), np.array([-1, 1, -1, 3]))
     assert [item.score for item in ranked] == [1.0, 0.0]
 
 

@@ -147,6 +147,30 @@ def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
     _echo_json({"aliexpress_ds_image_searchV2_response": {"result": result.model_dump()}})
 
 
+@main.command("calibrate")
+@click.option("--samples", type=click.IntRange(5, 5000), default=100, show_default=True, help="Catalog photos to make copies of.")
+@click.option("--max-fp", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True, help="Largest false-positive rate allowed.")
+@click.option("--dry-run", is_flag=True, help="Measure and print, but keep the current thresholds.")
+@click.pass_context
+def calibrate_command(ctx: click.Context, samples: int, max_fp: float, dry_run: bool) -> None:
+    """Set the "same" thresholds for this catalog from synthetic copies of its photos."""
+    from .search.calibration import calibrate_same
+    from .search.engine import SearchEngine
+
+    engine = SearchEngine(_workspace(ctx))
+    report = calibrate_same(engine, samples=samples, max_fp=max_fp, save=not dry_run)
+    _echo_json({
+        "min_inliers": report.thresholds.min_inliers,
+        "margin": report.thresholds.margin,
+        "recall": report.recall,
+        "false_positive_rate": report.false_positive_rate,
+        "positives": report.positives,
+        "negatives": report.negatives,
+        "saved": not dry_run,
+        "seconds": round(report.seconds, 1),
+    })
+
+
 @main.command("demo-catalog")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--count", type=click.IntRange(1, 10_000), default=60, show_default=True, help="Number of product designs.")

@@ -26,6 +26,7 @@ from .vision.embedder import Embedder
 
 GENERATION_KEY = "index_generation"
 EMBEDDER_KEY = "embedder"
+CALIBRATION_KEY = "same_calibration"
 
 
 class Workspace:

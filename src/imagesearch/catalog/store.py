@@ -69,6 +69,16 @@ class ProductView:
 
 
 @dataclass(frozen=True)
+class SortKey:
+    """The fields results are sorted by."""
+
+    product_id: str
+    sale_price: Decimal
+    currency: str
+    volume: int
+
+
+@dataclass(frozen=True)
 class Blob:
     """A distinct image content: thumbnail and embedding, keyed by SHA-256."""
 
@@ -139,16 +149,43 @@ class Catalog:
                 "shops": connection.scalar(select(func.count(products.c.shop_id.distinct()))) or 0,
             }
 
-    def image_owners(self, image_ids: Sequence[int]) -> dict[int, int]:
-        """image id -> product pk, for the ids that still exist."""
-        owners: dict[int, int] = {}
+    def owner_table(self, generation_key: str) -> tuple[int, np.ndarray]:
+        """(generation, array mapping image id -> product pk, -1 for none), read in one snapshot.
+
+        Searches aggregate hundreds of neighbours per query; an array lookup is
+        microseconds where an SQL ``IN`` query is milliseconds.
+        """
         with self.reader() as connection:
-            for chunk in _chunks(list(image_ids)):
-                for image_id, product_pk in connection.execute(
-                    select(images.c.id, images.c.product_pk).where(images.c.id.in_(chunk))
+            generation = int(_get_meta(connection, generation_key, "0") or 0)
+            pairs = connection.execute(select(images.c.id, images.c.product_pk)).all()
+        table = np.full((max((pair[0] for pair in pairs), default=0) + 1,), -1, dtype=np.int64)
+        if pairs:
+            ids, owners = np.array(pairs, dtype=np.int64).T
+            table[ids] = owners
+        return generation, table
+
+    def sample_images(self, count: int, seed: int) -> list[tuple[int, int, list[int]]]:
+        """Up to ``count`` main images, chosen at random: (image id, product pk, every product showing that photo)."""
+        with self.reader() as connection:
+            mains = connection.execute(select(images.c.id, images.c.product_pk, images.c.sha256).where(images.c.position == 0)).all()
+            chosen = [mains[i] for i in sorted(np.random.default_rng(seed).permutation(len(mains))[:count].tolist())]
+            sample = []
+            for image_id, product_pk, sha in chosen:
+                owners = list(connection.scalars(select(images.c.product_pk).where(images.c.sha256 == sha).distinct()))
+                sample.append((image_id, product_pk, owners))
+        return sample
+
+    def sort_keys(self, product_pks: Sequence[int]) -> dict[int, SortKey]:
+        """What sorting needs of each product, without loading whole products."""
+        keys: dict[int, SortKey] = {}
+        with self.reader() as connection:
+            for chunk in _chunks(list(product_pks)):
+                for pk, product_id, price, currency, volume in connection.execute(
+                    select(products.c.pk, products.c.product_id, products.c.sale_price, products.c.currency, products.c.volume)
+                    .where(products.c.pk.in_(chunk))
                 ):
-                    owners[image_id] = product_pk
-        return owners
+                    keys[pk] = SortKey(product_id, Decimal(price), currency, volume)
+        return keys
 
     def shipping_to(self, product_pks: Sequence[int], country: str) -> set[int]:
         """Which of ``product_pks`` ship to ``country`` (explicitly or worldwide)."""

@@ -25,9 +25,9 @@ from ..index.faiss_index import FaissIndex
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import decode_image, draft_side
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
-from ..workspace import Workspace
+from ..workspace import CALIBRATION_KEY, GENERATION_KEY, Workspace
 from .params import DEFAULT_PAGE_SIZE, SearchParams
-from .ranking import aggregate, same_candidates, select_same, select_similar, sort_items
+from .ranking import SameThresholds, aggregate, same_candidates, select_same, select_similar, sort_items
 from .results import RankedItem, ResultSet, ResultStore
 
 #: Neighbours fetched per query at first; doubled while filters leave too few products.
@@ -44,6 +44,16 @@ class PageItem:
     product: ProductView
     score: float
     image_id: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One index generation with the image -> product table read alongside it."""
+
+    generation: int
+    index: FaissIndex
+    owners: np.ndarray
+    same_thresholds: SameThresholds
 
 
 @dataclass(frozen=True)
@@ -86,21 +96,29 @@ class SearchEngine:
         self.settings = workspace.settings
         self.results = ResultStore(workspace.data_dir, self.settings.result_ttl_seconds)
         self._lock = threading.Lock()
-        self._index: FaissIndex | None = None
-        self._generation = -1
+        self._snapshot: Snapshot | None = None
         self._rates: tuple[float, RatesTable] | None = None
         self._features: OrderedDict[int, LocalFeatures] = OrderedDict()
 
     # -- shared state, refreshed when an import publishes a new generation ----------
 
-    def index(self) -> FaissIndex:
-        """The index of the catalog's current generation (reloaded after imports)."""
+    def snapshot(self) -> Snapshot:
+        """The index and image owners of the catalog's current generation (reloaded after imports)."""
         generation = self.workspace.generation()
         with self._lock:
-            if generation != self._generation or self._index is None:
-                self._index = self.workspace.load_index(generation, mmap=True)
-                self._generation = generation
-            return self._index
+            if self._snapshot is None or self._snapshot.generation != generation:
+                generation, owners = self.workspace.catalog.owner_table(GENERATION_KEY)
+                self._snapshot = Snapshot(
+                    generation, self.workspace.load_index(generation, mmap=True), owners, self._same_thresholds()
+                )
+            return self._snapshot
+
+    def _same_thresholds(self) -> SameThresholds:
+        """The catalog's own calibration (``imagesearch calibrate``) if any, else the settings."""
+        stored = self.workspace.catalog.get_meta(CALIBRATION_KEY)
+        if stored:
+            return SameThresholds.from_json(stored)
+        return SameThresholds(self.settings.same_min_inliers, self.settings.same_margin)
 
     def rates(self) -> RatesTable:
         """The rates table, re-read when ``rates import`` replaces it."""
@@ -133,12 +151,13 @@ class SearchEngine:
                 self._features.popitem(last=False)
             return {image_id: self._features[image_id] for image_id in image_ids if image_id in self._features}
 
-    def _neighbours(self, vector: np.ndarray, k: int) -> tuple[list[RankedItem], float]:
+    @staticmethod
+    def _neighbours(snapshot: Snapshot, vector: np.ndarray, k: int) -> tuple[list[RankedItem], float]:
         """Products ranked by their best image among the ``k`` nearest, and the k-th score."""
-        scores, ids = self.index().search(vector[None, :], k)
+        scores, ids = snapshot.index.search(vector[None, :], k)
         found = ids[0] >= 0
-        owners = self.workspace.catalog.image_owners(ids[0][found].tolist())
-        return aggregate(scores[0][found], ids[0][found], owners), float(scores[0][found][-1]) if found.any() else 0.0
+        ranked = aggregate(scores[0][found], ids[0][found], snapshot.owners)
+        return ranked, float(scores[0][found][-1]) if found.any() else 0.0
 
     def _ships(self, items: list[RankedItem], ship_to: str | None) -> list[RankedItem]:
         if ship_to is None:
@@ -146,10 +165,18 @@ class SearchEngine:
         allowed = self.workspace.catalog.shipping_to([item.product_pk for item in items], ship_to)
         return [item for item in items if item.product_pk in allowed]
 
-    def same_evidence(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> SameEvidence:
-        """What the "same" decision looks at: the ranking, the candidates and their inliers."""
+    def same_evidence(
+        self, image: Image.Image, vector: np.ndarray, ship_to: str | None, exclude: frozenset[int] = frozenset()
+    ) -> SameEvidence:
+        """What the "same" decision looks at: the ranking, the candidates and their inliers.
+
+        ``exclude`` (product keys) simulates a catalog without those products; calibration uses it.
+        """
         settings = self.settings
-        ranked, _ = self._neighbours(vector, min(len(self.index()), INITIAL_K))
+        snapshot = self.snapshot()
+        ranked, _ = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
+        if exclude:
+            ranked = [item for item in ranked if item.product_pk not in exclude]
         candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
         candidates = self._ships(candidates, ship_to)
         features = self._candidate_features([item.image_id for item in candidates])
@@ -164,7 +191,8 @@ class SearchEngine:
     def rank_same(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
         """Products that are the same item as the query (see :mod:`.ranking` for the rule)."""
         evidence = self.same_evidence(image, vector, ship_to)
-        return select_same(evidence.ranked, evidence.candidates, evidence.inliers, self.settings.same_min_inliers, self.settings.same_margin)
+        thresholds = self.snapshot().same_thresholds
+        return select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
 
     def rank_similar(self, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
         """The best look-alike products, growing k while the ship-to filter leaves too few.
@@ -173,10 +201,11 @@ class SearchEngine:
         score is still above the inclusion floor).
         """
         settings = self.settings
-        total = len(self.index())
+        snapshot = self.snapshot()
+        total = len(snapshot.index)
         k = min(total, INITIAL_K)
         while total:
-            ranked, kth_score = self._neighbours(vector, k)
+            ranked, kth_score = self._neighbours(snapshot, vector, k)
             chosen = self._ships(select_similar(ranked, settings.similar_min_score, len(ranked)), ship_to)
             done = ship_to is None or len(chosen) >= settings.similar_cap or k >= min(total, MAX_K)
             if done or kth_score < settings.similar_min_score:
@@ -199,16 +228,16 @@ class SearchEngine:
         else:
             chosen = self.rank_similar(vector, params.ship_to)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
-        views = self.workspace.catalog.products_by_pk([item.product_pk for item in chosen])
-        chosen = [item for item in chosen if item.product_pk in views]
+        keys = self.workspace.catalog.sort_keys([item.product_pk for item in chosen])
+        chosen = [item for item in chosen if item.product_pk in keys]
         rates = self.rates()
         ordered = sort_items(
             chosen,
             params.sort_type,
             params.sort_order,
-            price_key=lambda pk: views[pk].sale_price / rates.rates.get(views[pk].currency, Decimal(1)),
-            orders_key=lambda pk: views[pk].volume,
-            product_id_key=lambda pk: views[pk].product_id,
+            price_key=lambda pk: keys[pk].sale_price / rates.rates.get(keys[pk].currency, Decimal(1)),
+            orders_key=lambda pk: keys[pk].volume,
+            product_id_key=lambda pk: keys[pk].product_id,
         )
         page_size = params.page_size or DEFAULT_PAGE_SIZE
         result = ResultSet(
@@ -222,7 +251,7 @@ class SearchEngine:
             page_size=page_size,
         )
         key = self.results.save(result) if len(ordered) > page_size else ""
-        return self._page(result, key, params.page_no or 1, page_size, views, rates, timings)
+        return self._page(result, key, params.page_no or 1, page_size, rates, timings)
 
     def _page_from_cursor(self, params: SearchParams) -> SearchPage:
         assert params.start_row_key is not None
@@ -236,7 +265,7 @@ class SearchEngine:
             )
         page_size = params.page_size or result.page_size
         page_no = params.page_no or page_no
-        return self._page(result, key, page_no, page_size, None, self.rates(), {})
+        return self._page(result, key, page_no, page_size, self.rates(), {})
 
     def _page(
         self,
@@ -244,14 +273,12 @@ class SearchEngine:
         key: str,
         page_no: int,
         page_size: int,
-        views: dict[int, ProductView] | None,
         rates: RatesTable,
         timings: dict[str, float],
     ) -> SearchPage:
         start = (page_no - 1) * page_size
         slice_ = result.items[start : start + page_size]
-        if views is None:
-            views = self.workspace.catalog.products_by_pk([item.product_pk for item in slice_])
+        views = self.workspace.catalog.products_by_pk([item.product_pk for item in slice_])
         items = [PageItem(views[item.product_pk], item.score, item.image_id) for item in slice_ if item.product_pk in views]
         total = len(result.items)
         has_next = page_no < math.ceil(total / page_size)

@@ -14,6 +14,8 @@ Pure functions over plain data, so each rule is tested on its own.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Mapping, Sequence
 
@@ -24,12 +26,34 @@ from .results import RankedItem
 BACKGROUND_RANKS = (4, 15)
 
 
-def aggregate(scores: np.ndarray, image_ids: np.ndarray, owners: dict[int, int]) -> list[RankedItem]:
-    """Best image per product, sorted by score (desc), then product key for determinism."""
+@dataclass(frozen=True)
+class SameThresholds:
+    """The two numbers of the "same" rule, with how they were obtained."""
+
+    min_inliers: int
+    margin: float
+    source: str = "settings"
+
+    def to_json(self) -> str:
+        return json.dumps({"min_inliers": self.min_inliers, "margin": self.margin, "source": self.source})
+
+    @classmethod
+    def from_json(cls, text: str) -> "SameThresholds":
+        data = json.loads(text)
+        return cls(int(data["min_inliers"]), float(data["margin"]), str(data.get("source", "calibration")))
+
+
+def aggregate(scores: np.ndarray, image_ids: np.ndarray, owners: np.ndarray) -> list[RankedItem]:
+    """Best image per product, sorted by score (desc), then product key for determinism.
+
+    ``owners[image_id]`` is the image's product key, or -1 (image gone since the index was built).
+    """
     best: dict[int, RankedItem] = {}
-    for score, image_id in zip(scores.tolist(), image_ids.tolist()):
-        product_pk = owners.get(int(image_id))
-        if product_pk is None:
+    known = (image_ids >= 0) & (image_ids < len(owners))
+    products = np.full(len(image_ids), -1, dtype=np.int64)
+    products[known] = owners[image_ids[known]]
+    for score, image_id, product_pk in zip(scores.tolist(), image_ids.tolist(), products.tolist()):
+        if product_pk < 0:
             continue
         score = min(1.0, max(0.0, float(score)))
         current = best.get(product_pk)

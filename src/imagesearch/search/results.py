@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, delete, event, insert, select
 
 RESULTS_FILE = "results.sqlite"
+#: Expired sets are deleted at most this often (not on every search).
+PURGE_EVERY_SECONDS = 60
 
 _metadata = MetaData()
 _result_sets = Table(
@@ -52,11 +54,16 @@ class ResultSet:
     page_size: int
 
 
+#: ResultSet fields other than the items, stored as they are.
+OPTION_FIELDS = tuple(field.name for field in fields(ResultSet) if field.name != "items")
+
+
 class ResultStore:
     """Stores result sets by id with a time-to-live."""
 
     def __init__(self, data_dir: Path, ttl_seconds: int) -> None:
         self.ttl = ttl_seconds
+        self._purged_at = 0.0
         self.engine = create_engine(f"sqlite:///{data_dir / RESULTS_FILE}", connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(self.engine, "connect")
@@ -69,11 +76,13 @@ class ResultStore:
     def save(self, result: ResultSet) -> str:
         """Store ``result``; returns its id.  Expired sets are purged on the way."""
         key = uuid.uuid4().hex
-        payload = asdict(result)
+        payload = {name: getattr(result, name) for name in OPTION_FIELDS}
         payload["items"] = [[item.product_pk, round(item.score, 6), item.image_id] for item in result.items]
         now = time.time()
         with self.engine.begin() as connection:
-            connection.execute(delete(_result_sets).where(_result_sets.c.created_at < now - self.ttl))
+            if now - self._purged_at > PURGE_EVERY_SECONDS:
+                connection.execute(delete(_result_sets).where(_result_sets.c.created_at < now - self.ttl))
+                self._purged_at = now
             connection.execute(insert(_result_sets).values(id=key, created_at=now, payload=json.dumps(payload)))
         return key
 

@@ -204,6 +204,8 @@ class EfficientNetLiteEmbedder:
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ORT threads must sleep, not spin: a search runs FAISS and SQLite right after embedding.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         # Pillow releases the GIL while resizing: batches are prepared on all cores.
         self._pool = ThreadPoolExecutor(max_workers=options.intra_op_num_threads, thread_name_prefix="preprocess")

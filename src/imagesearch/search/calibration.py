@@ -1,0 +1,99 @@
+"""Calibrating the "same" rule on the catalog at hand.
+
+How many geometric inliers (and how large a margin) separate a copy from a
+look-alike depends on the catalog: studio shots on one carpet share keypoints,
+flat drawings share CNN features.  So, as the benchmarks showed, thresholds are
+best set on the catalog itself: sample catalog photos (their thumbnails), make
+copies with the eight transformations of :mod:`imagesearch.evaluation`, and
+search each copy twice: as is (the original must be found: a positive), and
+with every product showing that photo left out (nothing should be found: a
+negative, exactly the case of a photo whose original is not in the catalog).
+The thresholds kept are those with the best recall at a false-positive rate of
+at most ``max_fp``; they are stored in the catalog and used by every search.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from ..evaluation.transforms import TRANSFORMS
+from ..vision.decode import decode_image
+from ..workspace import CALIBRATION_KEY
+from .engine import SameEvidence, SearchEngine
+from .ranking import SameThresholds, select_same
+
+INLIER_GRID = (10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100, 150, 10**9)
+MARGIN_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 10.0)
+
+
+@dataclass
+class CalibrationReport:
+    thresholds: SameThresholds
+    recall: float
+    false_positive_rate: float
+    positives: int
+    negatives: int
+    seconds: float = 0.0
+    sweep: list[dict[str, float]] = field(default_factory=list)
+
+
+def _rate(evidence: list[tuple[SameEvidence, int | None]], thresholds: tuple[int, float]) -> float:
+    """Share of queries answered correctly: positives must include their product, negatives return nothing."""
+    hits = 0
+    for item, wanted in evidence:
+        chosen = select_same(item.ranked, item.candidates, item.inliers, thresholds[0], thresholds[1])
+        hits += (wanted in {c.product_pk for c in chosen}) if wanted is not None else bool(chosen)
+    return hits / max(1, len(evidence))
+
+
+def calibrate_same(engine: SearchEngine, samples: int = 100, max_fp: float = 0.01, seed: int = 0, save: bool = True) -> CalibrationReport:
+    """Measure and (with ``save``) store the "same" thresholds for this catalog."""
+    started = time.perf_counter()
+    catalog = engine.workspace.catalog
+    embedder = engine.workspace.embedder
+    rng = np.random.default_rng(seed)
+    photos = catalog.sample_images(samples, seed)
+    thumbnails = catalog.thumbnails([image_id for image_id, _, _ in photos])
+    positives: list[tuple[SameEvidence, int | None]] = []
+    negatives: list[tuple[SameEvidence, int | None]] = []
+    for image_id, product_pk, owners in photos:
+        if image_id not in thumbnails:
+            continue
+        original = decode_image(thumbnails[image_id])
+        for transform in TRANSFORMS.values():
+            copy = _reencoded(transform(original, rng))
+            vector = embedder.embed([copy])[0]
+            positives.append((engine.same_evidence(copy, vector, None), product_pk))
+            negatives.append((engine.same_evidence(copy, vector, None, exclude=frozenset(owners)), None))
+    sweep = []
+    for margin in MARGIN_GRID:
+        for min_inliers in INLIER_GRID:
+            sweep.append({
+                "min_inliers": min_inliers,
+                "margin": margin,
+                "recall": round(_rate(positives, (min_inliers, margin)), 4),
+                "false_positive_rate": round(_rate(negatives, (min_inliers, margin)), 4),
+            })
+    feasible = [row for row in sweep if row["false_positive_rate"] <= max_fp] or [min(sweep, key=lambda row: row["false_positive_rate"])]
+    best = max(feasible, key=lambda row: (row["recall"], -row["false_positive_rate"], row["min_inliers"], row["margin"]))
+    thresholds = SameThresholds(int(best["min_inliers"]), float(best["margin"]), f"calibrated on {len(photos)} catalog photos")
+    if save:
+        with catalog.writer() as writer:
+            writer.set_meta(CALIBRATION_KEY, thresholds.to_json())
+            writer.set_meta(CALIBRATION_KEY + "_report", json.dumps({key: best[key] for key in best}))
+    return CalibrationReport(
+        thresholds, best["recall"], best["false_positive_rate"], len(positives), len(negatives), time.perf_counter() - started, sweep
+    )
+
+
+def _reencoded(image: Image.Image) -> Image.Image:
+    """A copy as a shop would upload it: re-encoded as JPEG."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return decode_image(buffer.getvalue())
