@@ -110,3 +110,10 @@ def test_bad_setting_is_reported(tmp_path: Path, model_cache: Path) -> None:
         [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(tmp_path), "info"], env=env, capture_output=True, text=True
     )
     assert process.returncode != 0 and "index_kind" in process.stderr and "Traceback" not in process.stderr
+
+
+def test_calibrate_dry_run(imported: tuple[Path, Path], model_cache: Path) -> None:
+    _, data_dir = imported
+    report = json.loads(run(data_dir, model_cache, "calibrate", "--samples", "5", "--dry-run").stdout)
+    assert report["saved"] is False and report["positives"] == report["negatives"] == 40
+    assert 0.0 <= report["false_positive_rate"] <= 1.0 and report["min_inliers"] >= 10

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..catalog.store import ProductView
 from ..errors import SearchError
-from ..index.faiss_index import FaissIndex
+from ..index.base import VectorIndex
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import decode_image, draft_side
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
@@ -30,7 +30,7 @@ from .params import DEFAULT_PAGE_SIZE, SearchParams
 from .ranking import SameThresholds, aggregate, same_candidates, select_same, select_similar, sort_items
 from .results import RankedItem, ResultSet, ResultStore
 
-#: Neighbours fetched per query at first; doubled while filters leave too few products.
+#: Neighbours fetched per query at first; multiplied by 4 while the ship-to filter leaves too few products.
 INITIAL_K = 400
 MAX_K = 16_384
 #: Local features of catalog thumbnails kept in memory for "same" verification.
@@ -51,7 +51,7 @@ class Snapshot:
     """One index generation with the image -> product table read alongside it."""
 
     generation: int
-    index: FaissIndex
+    index: VectorIndex
     owners: np.ndarray
     same_thresholds: SameThresholds
 
