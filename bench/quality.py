@@ -24,14 +24,14 @@ import json
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import imagehash
 import numpy as np
+from common import DATASETS, RESULTS, batched, dataset_split, load_image, machine, today
 from PIL import Image
 
-from common import DATASETS, RESULTS, batched, dataset_split, load_image, machine, today
 from imagesearch.config import load_settings
 from imagesearch.evaluation.metrics import average_precision_at, precision_at
 from imagesearch.evaluation.transforms import TRANSFORMS
@@ -67,7 +67,7 @@ def build_catalog(label: str, overrides: dict, reuse: bool) -> tuple[Workspace, 
                     "images": [str(path.relative_to(root))],
                 }) + "\n")
         workspace = Workspace(settings)
-        workspace.embedder  # export/quantise before timing the import
+        _ = workspace.embedder  # export/quantise before timing the import
         started = time.perf_counter()
         report = import_file(workspace, catalog_file, images_root=root)
         stats = {"import_seconds": round(time.perf_counter() - started, 1), "images_per_second": round(len(train) / (time.perf_counter() - started), 1),

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from imagesearch.config import Settings, load_settings
+from imagesearch.ingest.importer import import_file
 from imagesearch.search.engine import SearchEngine
 from imagesearch.vision.synthetic import product_image
 from imagesearch.workspace import Workspace
-from imagesearch.ingest.importer import import_file
 
 #: Products in the shared catalog; each has one image, every 5th a second one.
 CATALOG_SIZE = 30

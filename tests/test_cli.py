@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import jpeg_bytes, write_catalog
+
 from imagesearch.vision.synthetic import product_image
 
 

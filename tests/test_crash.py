@@ -13,13 +13,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
-
 from conftest import write_catalog
+
 from imagesearch.index.faiss_index import FaissIndex
 from imagesearch.ingest.importer import import_file
 from imagesearch.workspace import Workspace

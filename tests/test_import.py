@@ -5,12 +5,13 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import jpeg_bytes, product_record, write_catalog
+
 from imagesearch.errors import CatalogError
 from imagesearch.ingest.importer import ImportRejected, delete_products, import_file
 from imagesearch.ingest.reindex import reindex

@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import CATALOG_SIZE, jpeg_bytes
 from PIL import Image, ImageEnhance, ImageOps
 
-from conftest import CATALOG_SIZE, jpeg_bytes
 from imagesearch.errors import SearchError
 from imagesearch.evaluation.transforms import TRANSFORMS
 from imagesearch.pricing.money import convert, minor_units
 from imagesearch.search.engine import SearchEngine
-from imagesearch.search.ranking import SameThresholds
 from imagesearch.search.params import parse_params
+from imagesearch.search.ranking import SameThresholds
 from imagesearch.search.searchv2 import render
 from imagesearch.vision.synthetic import product_image
 
@@ -97,6 +97,7 @@ def test_same_returns_the_item(engine: SearchEngine) -> None:
 
 def test_same_finds_the_same_photo_in_every_shop(tmp_path: Path, make_settings: Any) -> None:
     from conftest import product_record
+
     from imagesearch.ingest.importer import import_file
     from imagesearch.workspace import Workspace
 
@@ -231,6 +232,7 @@ def test_copy_suite_transformations(engine: SearchEngine) -> None:
 
 def test_calibration_on_the_catalog_itself(tmp_path: Path, make_settings: Any) -> None:
     from conftest import write_catalog
+
     from imagesearch.ingest.importer import import_file
     from imagesearch.search.calibration import calibrate_same
     from imagesearch.workspace import Workspace

@@ -41,7 +41,7 @@ def write_demo_catalog(folder: Path, count: int = 60, seed: int = 2024) -> Path:
             noun_en, noun_fr, cat_en, cat_fr, cat_id, sub_en, sub_fr, sub_id = NOUNS[design % len(NOUNS)]
             adjective = ADJECTIVES[int(rng.integers(len(ADJECTIVES)))]
             base = float(rng.uniform(2, 60))
-            for seller in range(sellers):
+            for _ in range(sellers):
                 sale = round(base * float(rng.uniform(0.8, 1.2)), 2)
                 ships = sorted(set(rng.choice(COUNTRIES, size=int(rng.integers(3, len(COUNTRIES))), replace=False).tolist()))
                 record = {

@@ -6,7 +6,7 @@ normalised the same way, so ``EN``, ``en-us`` and ``en_US`` meet.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import pycountry
 from babel import Locale, UnknownLocaleError

@@ -9,14 +9,14 @@ the catalog and the index change together or not at all.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
@@ -276,7 +276,7 @@ class Catalog:
             )
 
     @contextmanager
-    def writer(self) -> Iterator["CatalogWriter"]:
+    def writer(self) -> Iterator[CatalogWriter]:
         """A write transaction (BEGIN IMMEDIATE): committed if the block ends normally."""
         with self.engine.connect() as connection:
             connection.info["write"] = True

@@ -8,7 +8,7 @@ catalog at hand).  Each transformation is deterministic given its ``rng``.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps

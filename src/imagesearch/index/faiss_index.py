@@ -155,7 +155,7 @@ class FaissIndex:
         (directory / STATE_FILE).write_text(json.dumps(state))
 
     @classmethod
-    def load(cls, directory: Path, settings: FaissSettings = FaissSettings(), mmap: bool = False) -> "FaissIndex":
+    def load(cls, directory: Path, settings: FaissSettings = FaissSettings(), mmap: bool = False) -> FaissIndex:
         state = json.loads((directory / STATE_FILE).read_text())
         index = cls(int(state["dim"]), settings)
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0

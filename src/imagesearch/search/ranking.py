@@ -15,9 +15,9 @@ Pure functions over plain data, so each rule is tested on its own.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class SameThresholds:
         return json.dumps({"min_inliers": self.min_inliers, "margin": self.margin, "source": self.source})
 
     @classmethod
-    def from_json(cls, text: str) -> "SameThresholds":
+    def from_json(cls, text: str) -> SameThresholds:
         data = json.loads(text)
         return cls(int(data["min_inliers"]), float(data["margin"]), str(data.get("source", "calibration")))
 

@@ -12,15 +12,16 @@ which is 4-5x faster than eager PyTorch on a CPU.
 from __future__ import annotations
 
 import hashlib
-import logging
-from concurrent.futures import ThreadPoolExecutor
 import importlib
+import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -164,7 +165,7 @@ def quantize_int8(fp32_file: Path, destination: Path, size: int) -> None:
         os.replace(quantized, destination)
 
 
-def model_file(settings: "EfficientNetSettings", cache_dir: Path, digest: str) -> Path:
+def model_file(settings: EfficientNetSettings, cache_dir: Path, digest: str) -> Path:
     """The cached ONNX file for ``settings``, exported (and quantised) on first use."""
     stem = f"{settings.model}-{digest}-gem{settings.gem_p:g}"
     fp32_file = cache_dir / f"{stem}-fp32.onnx"

@@ -7,7 +7,8 @@ these attributes and an ``embed`` method can be plugged in by configuration.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image

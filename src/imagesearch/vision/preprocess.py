@@ -8,8 +8,8 @@ usual product-photo background).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
