@@ -154,7 +154,7 @@ def _prepare(
 
 
 def write_rejects(path: Path, errors: Sequence[RowError]) -> None:
-    """One JSON object per rejected row: line, product_id, reason, and the row as read."""
+    """One JSON object per rejected row: line, product_id, reason, and the row (as read, or as validated)."""
     with open(path, "w", encoding="utf-8") as handle:
         for error in sorted(errors, key=lambda item: item.line):
             handle.write(json.dumps({"line": error.line, "product_id": error.product_id, "reason": error.reason, "row": error.raw}, ensure_ascii=False) + "\n")
