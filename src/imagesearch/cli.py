@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from .ingest.importer import ImportRejected, delete_products, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
 from .workspace import EMBEDDER_KEY, Workspace
+
+if TYPE_CHECKING:
+    from .access.store import AccessStore
 
 
 def _echo_json(document: Any) -> None:
@@ -169,6 +172,91 @@ def calibrate_command(ctx: click.Context, samples: int, max_fp: float, dry_run: 
         "saved": not dry_run,
         "seconds": round(report.seconds, 1),
     })
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Server processes sharing the data directory.")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the gateway (/sync) over the data directory."""
+    import os
+
+    import uvicorn
+
+    settings: Settings = ctx.obj["settings"]
+    os.environ["IMAGESEARCH_DATA_DIR"] = str(settings.data_dir)
+    _ = Workspace(settings).embedder  # export the model once, before workers start
+    uvicorn.run("imagesearch.http.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+@main.group("apps")
+def apps_group() -> None:
+    """App keys and secrets that may call the gateway."""
+
+
+def _access(ctx: click.Context) -> "AccessStore":
+    from .access.store import AccessStore
+
+    return AccessStore(_workspace(ctx).catalog.engine)
+
+
+@apps_group.command("create")
+@click.argument("name")
+@click.option("--rate-limit", type=click.FloatRange(0.1, 100_000), default=50.0, show_default=True, help="Requests per second.")
+@click.pass_context
+def apps_create(ctx: click.Context, name: str, rate_limit: float) -> None:
+    """Create an app; prints its app_key and secret."""
+    app = _access(ctx).create_app(name, rate_limit)
+    _echo_json({"app_key": app.app_key, "secret": app.secret, "name": app.name, "rate_limit": app.rate_limit})
+
+
+@apps_group.command("list")
+@click.pass_context
+def apps_list(ctx: click.Context) -> None:
+    """List apps (secrets are not shown)."""
+    _echo_json([
+        {"app_key": app.app_key, "name": app.name, "rate_limit": app.rate_limit, "active": app.active}
+        for app in _access(ctx).list_apps()
+    ])
+
+
+@apps_group.command("revoke")
+@click.argument("app_key")
+@click.pass_context
+def apps_revoke(ctx: click.Context, app_key: str) -> None:
+    """Revoke an app: its requests are refused from now on."""
+    if not _access(ctx).revoke_app(app_key):
+        raise ImageSearchError(f"no active app with key {app_key}")
+    _echo_json({"revoked": app_key})
+
+
+@main.group("tokens")
+def tokens_group() -> None:
+    """Optional access tokens (access_token / session) for an app."""
+
+
+@tokens_group.command("create")
+@click.argument("app_key")
+@click.option("--days", type=click.FloatRange(0.001, 3650), default=365.0, show_default=True)
+@click.pass_context
+def tokens_create(ctx: click.Context, app_key: str, days: float) -> None:
+    """Create an access token for APP_KEY."""
+    access = _access(ctx)
+    if access.get_app(app_key) is None:
+        raise ImageSearchError(f"no app with key {app_key}")
+    _echo_json({"access_token": access.create_token(app_key, days), "app_key": app_key, "days": days})
+
+
+@tokens_group.command("revoke")
+@click.argument("token")
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token: str) -> None:
+    """Revoke an access token."""
+    if not _access(ctx).revoke_token(token):
+        raise ImageSearchError("no active token matches")
+    _echo_json({"revoked": True})
 
 
 @main.command("demo-catalog")

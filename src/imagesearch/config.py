@@ -70,6 +70,9 @@ class Settings:
     same_min_inliers: int = 50
     same_margin: float = 0.2
     result_ttl_seconds: int = 900
+    #: Gateway: accepted clock difference for request timestamps, and the request body cap.
+    timestamp_window_seconds: int = 900
+    max_request_bytes: int = 16 * 1024 * 1024
     #: Base URL used in image_url for catalog images that are local files.
     public_url: str = "http://127.0.0.1:8000"
 

@@ -1,0 +1,103 @@
+"""Apps and access tokens, kept in the catalog database (their own tables).
+
+An app is what the AliExpress SDKs call an app key and app secret; requests are
+signed with the secret.  Access tokens (``access_token`` / ``session``) are
+optional: a request that carries one must carry a valid one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Float, MetaData, String, Table, insert, select, update
+from sqlalchemy.engine import Engine
+
+_metadata = MetaData()
+apps_table = Table(
+    "apps",
+    _metadata,
+    Column("app_key", String(32), primary_key=True),
+    Column("secret", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("rate_limit", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+tokens_table = Table(
+    "access_tokens",
+    _metadata,
+    Column("token", String(64), primary_key=True),
+    Column("app_key", String(32), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+
+@dataclass(frozen=True)
+class App:
+    app_key: str
+    secret: str
+    name: str
+    rate_limit: float
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AccessStore:
+    """Create, list, look up and revoke apps and tokens."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        _metadata.create_all(engine)
+
+    def create_app(self, name: str, rate_limit: float = 50.0) -> App:
+        """A new app with a random numeric key (as AliExpress issues) and a 32-hex-digit secret."""
+        app = App(str(500000 + secrets.randbelow(500000)), secrets.token_hex(16), name, rate_limit, time.time(), None)
+        with self.engine.begin() as connection:
+            connection.execute(insert(apps_table).values(**app.__dict__))
+        return app
+
+    def get_app(self, app_key: str) -> App | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(apps_table).where(apps_table.c.app_key == app_key)).first()
+        return App(**row._mapping) if row else None
+
+    def list_apps(self) -> list[App]:
+        with self.engine.connect() as connection:
+            return [App(**row._mapping) for row in connection.execute(select(apps_table).order_by(apps_table.c.created_at))]
+
+    def revoke_app(self, app_key: str) -> bool:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(apps_table).where(apps_table.c.app_key == app_key, apps_table.c.revoked_at.is_(None)).values(revoked_at=time.time())
+            )
+        return bool(result.rowcount)
+
+    def create_token(self, app_key: str, days: float = 365.0) -> str:
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(tokens_table).values(token=token, app_key=app_key, created_at=now, expires_at=now + days * 86400)
+            )
+        return token
+
+    def revoke_token(self, token: str) -> bool:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(tokens_table).where(tokens_table.c.token == token, tokens_table.c.revoked_at.is_(None)).values(revoked_at=time.time())
+            )
+        return bool(result.rowcount)
+
+    def token_valid(self, token: str, app_key: str) -> bool:
+        """The token exists, belongs to ``app_key``, is not revoked and not expired."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(tokens_table).where(tokens_table.c.token == token)).first()
+        return bool(row and row.app_key == app_key and row.revoked_at is None and row.expires_at > time.time())
