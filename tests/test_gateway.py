@@ -217,3 +217,46 @@ def test_catalog_change_is_visible_without_restart(server: dict[str, Any], model
     params = signed(server, param0=json.dumps({"image_base64": image_b64(5), "search_type": "same"}))
     result = httpx.post(f"{server['base']}/sync", data=params, timeout=30).json()["aliexpress_ds_image_searchV2_response"]["result"]
     assert "p005" not in [product["product_id"] for product in result["data"]["products"]]
+
+
+def test_legacy_image_search_with_multipart_file(server: dict[str, Any]) -> None:
+    params = signed(server, method="aliexpress.ds.image.search", target_currency="JPY", product_cnt="5", shpt_to="US")
+    files = {"image_file_bytes": ("q.jpg", jpeg_bytes(product_image(6)), "image/jpeg")}  # file parts are not signed
+    body = httpx.post(f"{server['base']}/sync", data=params, files=files, timeout=30).json()
+    data = body["aliexpress_ds_image_search_response"]["data"]
+    products = data["products"]["traffic_image_product_d_t_o"]
+    assert products and products[0]["target_sale_price_currency"] == "JPY" and products[0]["discount"].endswith("%")
+    assert len(products) <= 5 and data["total_record_count"] >= len(products)
+
+
+def test_thumbnails_and_request_ids(server: dict[str, Any]) -> None:
+    params = signed(server, param0=json.dumps({"image_base64": image_b64(8)}))
+    response = httpx.post(f"{server['base']}/sync", data=params, timeout=30)
+    assert response.headers["X-Request-Id"] == response.json()["aliexpress_ds_image_searchV2_response"]["request_id"]
+    url = response.json()["aliexpress_ds_image_searchV2_response"]["result"]["data"]["products"][0]["image_url"]
+    path = url.split("127.0.0.1:8000", 1)[1]
+    thumb = httpx.get(server["base"] + path, timeout=10)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg" and "immutable" in thumb.headers["cache-control"]
+    assert httpx.get(server["base"] + "/thumbnails/999999.jpg", timeout=10).status_code == 404
+
+
+def test_rate_limit_reached_and_recovered(server: dict[str, Any], model_cache: Path) -> None:
+    slow = cli(server["data_dir"], model_cache, "apps", "create", "slow shop", "--rate-limit", "1")
+    app = {**server, "app_key": slow["app_key"], "secret": slow["secret"]}
+    codes = []
+    for _ in range(3):
+        body = httpx.post(f"{server['base']}/sync", data=signed(app, method="aliexpress.nothing"), timeout=30).json()
+        codes.append(body["error_response"]["code"])
+    assert codes[0] == "InvalidApiPath" and "ApiCallLimit" in codes[1:]
+    limited = next(code for code in codes if code == "ApiCallLimit")
+    assert limited
+    time.sleep(1.1)
+    body = httpx.post(f"{server['base']}/sync", data=signed(app, method="aliexpress.nothing"), timeout=30).json()
+    assert body["error_response"]["code"] == "InvalidApiPath"
+
+
+def test_revoked_app_is_refused(server: dict[str, Any], model_cache: Path) -> None:
+    gone = cli(server["data_dir"], model_cache, "apps", "create", "gone shop")
+    cli(server["data_dir"], model_cache, "apps", "revoke", gone["app_key"])
+    app = {**server, "app_key": gone["app_key"], "secret": gone["secret"]}
+    assert error_of(app, signed(app))["code"] == "InvalidAppKey"

@@ -187,8 +187,17 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> Non
 
     settings: Settings = ctx.obj["settings"]
     os.environ["IMAGESEARCH_DATA_DIR"] = str(settings.data_dir)
+    os.environ["IMAGESEARCH_WORKERS"] = str(workers)
     _ = Workspace(settings).embedder  # export the model once, before workers start
-    uvicorn.run("imagesearch.http.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "imagesearch.http.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,  # our own structured access log replaces uvicorn's
+    )
 
 
 @main.group("apps")

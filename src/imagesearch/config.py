@@ -72,6 +72,8 @@ class Settings:
     result_ttl_seconds: int = 900
     #: Gateway: accepted clock difference for request timestamps, and the request body cap.
     timestamp_window_seconds: int = 900
+    #: Server processes (set by ``serve --workers``; rate limits are shared out between them).
+    workers: int = 1
     max_request_bytes: int = 16 * 1024 * 1024
     #: Base URL used in image_url for catalog images that are local files.
     public_url: str = "http://127.0.0.1:8000"

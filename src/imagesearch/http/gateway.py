@@ -9,10 +9,10 @@ access token, API name; then the method runs.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import time
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,11 +24,13 @@ from ..access.store import AccessStore
 from ..errors import SearchError
 from ..search.engine import SearchEngine
 from ..search.params import parse_params
-from ..search.searchv2 import render, render_error
+from ..search.searchv2 import render, render_error, render_flat
 from .iop import GatewayError, missing, response_key
+from .ratelimit import RateLimiter, ban_seconds
 from .signing import SIGN_METHODS, verify
 
 SEARCH_V2 = "aliexpress.ds.image.searchV2"
+SEARCH_V1 = "aliexpress.ds.image.search"
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -67,14 +69,16 @@ async def collect(request: Request, body_limit: int) -> tuple[dict[str, str], di
     return params, files
 
 
-def build_router(engine: SearchEngine, access: AccessStore, timestamp_window: float, body_limit: int) -> APIRouter:
+def build_router(engine: SearchEngine, access: AccessStore, limiter: RateLimiter, timestamp_window: float, body_limit: int) -> APIRouter:
     router = APIRouter()
     settings = engine.settings
 
     async def handle(request: Request) -> JSONResponse:
-        request_id = uuid.uuid4().hex
+        request_id = request.state.request_id
         try:
-            params, _files = await collect(request, body_limit)
+            params, files = await collect(request, body_limit)
+            request.state.api = params.get("method", "")
+            request.state.app_key = params.get("app_key", "")
             for name in ("method", "app_key", "timestamp", "sign"):
                 if not params.get(name):
                     raise missing(name)
@@ -90,14 +94,27 @@ def build_router(engine: SearchEngine, access: AccessStore, timestamp_window: fl
                 raise GatewayError("IncompleteSignature", f"sign_method must be one of {', '.join(SIGN_METHODS)}", sub_code="invalid-sign-method")
             if not verify(params, app.secret, sign_method, params["sign"]):
                 raise GatewayError("IncompleteSignature", "The request signature does not conform to platform standards")
+            wait = limiter.acquire(app.app_key, app.rate_limit)
+            if wait > 0:
+                raise GatewayError(
+                    "ApiCallLimit",
+                    f"The request has exceeded the limit of {app.rate_limit:g} calls per second; this ban will last {ban_seconds(wait)} seconds",
+                    sub_code="accesscontrol.limited-by-app-access-count",
+                )
             token = params.get("access_token") or params.get("session")
             if token and not access.token_valid(token, app.app_key):
                 raise GatewayError("IllegalAccessToken", "The specified access token is invalid or expired")
-            if params["method"] != SEARCH_V2:
-                raise GatewayError("InvalidApiPath", f"The specified API {params['method']} does not exist on this service")
-            result = await search_v2(params)
-            return JSONResponse({response_key(SEARCH_V2): {"result": result, "request_id": request_id}}, headers={"X-Request-Id": request_id})
+            method = params["method"]
+            if method == SEARCH_V2:
+                body = {"result": await search_v2(params)}
+            elif method == SEARCH_V1:
+                body = await search_v1(params, files)
+            else:
+                raise GatewayError("InvalidApiPath", f"The specified API {method} does not exist on this service")
+            request.state.outcome = "ok"
+            return JSONResponse({response_key(method): {**body, "request_id": request_id}}, headers={"X-Request-Id": request_id})
         except GatewayError as error:
+            request.state.outcome = error.code
             return JSONResponse(error.body(request_id), headers={"X-Request-Id": request_id})
 
     async def search_v2(params: dict[str, str]) -> dict[str, Any]:
@@ -116,6 +133,28 @@ def build_router(engine: SearchEngine, access: AccessStore, timestamp_window: fl
             return render(page, settings.default_lang, settings.public_url).model_dump()
         except SearchError as error:
             return render_error(error).model_dump()
+
+    async def search_v1(params: dict[str, str], files: dict[str, bytes]) -> dict[str, Any]:
+        """The older ``aliexpress.ds.image.search``: a multipart image and flat product fields."""
+        try:
+            image = files.get("image_file_bytes")
+            if not image:
+                raise SearchError("MissingImage", "image_file_bytes (a multipart file part) is required", "image_file_bytes")
+            if len(image) > settings.max_image_bytes:
+                raise SearchError("ImageTooLarge", f"image_file_bytes is larger than {settings.max_image_bytes} bytes", "image_file_bytes")
+            raw = {
+                "image_base64": base64.b64encode(image).decode(),
+                "ship_to": params.get("shpt_to") or params.get("ship_to"),
+                "currency": params.get("target_currency"),
+                "lang": params.get("target_language"),
+                "page_size": params.get("product_cnt"),
+            }
+            parsed = parse_params({key: value for key, value in raw.items() if value}, engine.rates(), settings.default_currency, settings.max_image_bytes)
+            page = await run_in_threadpool(engine.search, parsed)
+            products = render_flat(page, settings.default_lang, settings.public_url)
+            return {"data": {"total_record_count": page.total_count, "products": {"traffic_image_product_d_t_o": products}}, "rsp_code": "200", "rsp_msg": "success"}
+        except SearchError as error:
+            return {"rsp_code": error.code, "rsp_msg": error.message}
 
     router.add_api_route("/sync", handle, methods=["GET", "POST"], include_in_schema=False)
     return router

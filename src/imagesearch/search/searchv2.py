@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from ..catalog.store import Category, ProductView
 from ..errors import SearchError
 from ..i18n import pick_text
-from ..pricing.money import convert, discount_percent, minor_units
+from ..pricing.money import convert, discount_percent, minor_digits, minor_units
 from .engine import PageItem, SearchPage
 
 
@@ -148,6 +148,42 @@ def format_rate(rate: Decimal | None) -> str:
         return ""
     exponent = rate.normalize().as_tuple().exponent
     return f"{rate:.1f}" if isinstance(exponent, int) and exponent >= -1 else f"{rate.normalize():f}"
+
+
+def render_flat(page: SearchPage, default_lang: str, public_url: str) -> list[dict[str, object]]:
+    """Products in the flat field set of the older ``aliexpress.ds.image.search``.
+
+    Prices are decimal strings there (``"12.34"``), the discount and the rating
+    percentages (``"50%"``, ``"98.0%"``), the volume an integer.
+    """
+    flat = []
+    for item in page.items:
+        nested = render_product(item, page, default_lang, public_url)
+        product = item.product
+        digits = minor_digits(page.currency)
+        rate = product.evaluate_rate
+        flat.append({
+            "product_id": nested.product_id,
+            "product_title": nested.title,
+            "product_main_image_url": nested.image_url,
+            "product_detail_url": nested.product_detail_url,
+            "shop_id": nested.shop_id,
+            "shop_url": "",
+            "target_sale_price": f"{Decimal(nested.price.sale.value).scaleb(-digits):f}",
+            "target_sale_price_currency": page.currency,
+            "target_original_price": f"{Decimal(nested.price.original.value).scaleb(-digits):f}",
+            "target_original_price_currency": page.currency,
+            "discount": f"{nested.discount}%",
+            "evaluate_rate": "" if rate is None else f"{rate / 5 * 100:.1f}%",
+            "lastest_volume": product.volume,
+            "first_level_category_id": nested.category.first_level.id,
+            "first_level_category_name": nested.category.first_level.name,
+            "second_level_category_id": nested.category.second_level.id,
+            "second_level_category_name": nested.category.second_level.name,
+            "ship_from": product.ship_from or "",
+            "similarity_score": nested.similarity_score,
+        })
+    return flat
 
 
 def render(page: SearchPage, default_lang: str, public_url: str) -> SearchV2Result:
