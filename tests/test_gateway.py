@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     app = cli(data_dir, model_cache, "apps", "create", "test shop")
     token = cli(data_dir, model_cache, "tokens", "create", app["app_key"])["access_token"]
     port = free_port()
-    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), IMAGESEARCH_MAX_REQUEST_BYTES="2000000")
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), IMAGESEARCH_MAX_REQUEST_BYTES="2000000", IMAGESEARCH_ADMIN_TOKEN="admin-secret")
     process = subprocess.Popen(
         [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -75,6 +75,10 @@ class Settings:
     #: Server processes (set by ``serve --workers``; rate limits are shared out between them).
     workers: int = 1
     max_request_bytes: int = 16 * 1024 * 1024
+    #: Bearer token for catalog writes over HTTP (PUT/DELETE /v1/products); empty disables them.
+    admin_token: str = ""
+    #: Let /v1/search fetch image_url from private, loopback and link-local addresses.
+    allow_private_image_urls: bool = False
     #: Base URL used in image_url for catalog images that are local files.
     public_url: str = "http://127.0.0.1:8000"
 

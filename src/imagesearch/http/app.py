@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from .. import __version__
 from ..access.store import AccessStore
@@ -21,9 +22,17 @@ from ..config import Settings, load_settings
 from ..search.engine import SearchEngine
 from ..workspace import Workspace
 from .gateway import build_router
+from .native import build_native_router
 from .ratelimit import RateLimiter
 
 access_log = logging.getLogger("imagesearch.access")
+
+REQUESTS = Counter("imagesearch_requests_total", "HTTP requests", ["api", "outcome"])
+LATENCY = Histogram(
+    "imagesearch_request_seconds", "Request latency", ["api"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+)
+EMBED = Histogram("imagesearch_embed_seconds", "Query decode + embed time", buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25))
+RANK = Histogram("imagesearch_rank_seconds", "kNN + ranking time", buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -34,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     limiter = RateLimiter(share=1.0 / max(1, settings.workers))
     app = FastAPI(title="imagesearch", version=__version__)
     app.include_router(build_router(engine, access, limiter, settings.timestamp_window_seconds, settings.max_request_bytes))
+    app.include_router(build_native_router(engine))
 
     @app.middleware("http")
     async def request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -41,12 +51,22 @@ def create_app(settings: Settings) -> FastAPI:
         started = time.perf_counter()
         response = await call_next(request)
         response.headers.setdefault("X-Request-Id", request.state.request_id)
+        seconds = time.perf_counter() - started
+        api = getattr(request.state, "api", "") or request.url.path.split("/thumbnails/")[0] or "/"
+        outcome = getattr(request.state, "outcome", "") or str(response.status_code)
+        if not request.url.path.startswith("/thumbnails/"):
+            REQUESTS.labels(api, outcome).inc()
+            LATENCY.labels(api).observe(seconds)
+        timings = getattr(request.state, "timings", None) or {}
+        if "embed_ms" in timings:
+            EMBED.observe(timings["embed_ms"] / 1000)
+            RANK.observe(timings.get("rank_ms", 0.0) / 1000)
         access_log.info(json.dumps({
             "request_id": request.state.request_id,
             "method": request.method,
             "path": request.url.path,
             "status": response.status_code,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "ms": round(seconds * 1000, 1),
             "api": getattr(request.state, "api", ""),
             "app_key": getattr(request.state, "app_key", ""),
             "outcome": getattr(request.state, "outcome", ""),
@@ -57,6 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> dict[str, object]:
         snapshot = engine.snapshot()
         return {"status": "ok", "generation": snapshot.generation, "vectors": len(snapshot.index)}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/thumbnails/{image_id}.jpg")
     def thumbnail(image_id: int) -> Response:

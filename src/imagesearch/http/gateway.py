@@ -106,7 +106,7 @@ def build_router(engine: SearchEngine, access: AccessStore, limiter: RateLimiter
                 raise GatewayError("IllegalAccessToken", "The specified access token is invalid or expired")
             method = params["method"]
             if method == SEARCH_V2:
-                body = {"result": await search_v2(params)}
+                body = {"result": await search_v2(params, request)}
             elif method == SEARCH_V1:
                 body = await search_v1(params, files)
             else:
@@ -117,7 +117,7 @@ def build_router(engine: SearchEngine, access: AccessStore, limiter: RateLimiter
             request.state.outcome = error.code
             return JSONResponse(error.body(request_id), headers={"X-Request-Id": request_id})
 
-    async def search_v2(params: dict[str, str]) -> dict[str, Any]:
+    async def search_v2(params: dict[str, str], request: Request) -> dict[str, Any]:
         try:
             try:
                 param0 = json.loads(params.get("param0") or "{}")
@@ -130,6 +130,7 @@ def build_router(engine: SearchEngine, access: AccessStore, limiter: RateLimiter
                     param0[extension] = params[extension]
             parsed = parse_params(param0, engine.rates(), settings.default_currency, settings.max_image_bytes)
             page = await run_in_threadpool(engine.search, parsed)
+            request.state.timings = page.timings
             return render(page, settings.default_lang, settings.public_url).model_dump()
         except SearchError as error:
             return render_error(error).model_dump()

@@ -25,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..catalog.readers import Row, RowError, read_catalog_file
+from ..catalog.records import validate_record
 from ..catalog.store import Blob, CatalogWriter
 from ..errors import ImageSearchError, SearchError
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
@@ -200,36 +201,70 @@ def import_file(
     Relative image paths are resolved against ``images_root`` (default: the
     file's folder) and may not leave it.
     """
+    with workspace.write_lock():
+        rows, errors = read_catalog_file(path, workspace.settings.default_lang, file_format)
+        return _import_rows(
+            workspace, rows, errors, images_root or path.parent,
+            replace=replace, skip_invalid=skip_invalid, rejects_path=rejects_path, progress=progress,
+        )
+
+
+def import_product(workspace: Workspace, data: object) -> ImportReport:
+    """Insert or replace one product given as a JSON object (the live ``PUT`` of the HTTP API).
+
+    Same validation and atomicity as a file import; images must be http(s) URLs.
+    """
+    try:
+        record = validate_record(data, workspace.settings.default_lang)
+    except ValueError as exc:
+        raise ImportRejected([RowError(1, str(exc))]) from None
+    local = [image for image in record.images if not is_url(image)]
+    if local:
+        raise ImportRejected([RowError(1, f"images must be http(s) URLs here, not {local[0]!r}", record.product_id)])
+    with workspace.write_lock():
+        return _import_rows(workspace, [Row(1, record)], [], Path("/nonexistent"), replace=False, skip_invalid=False)
+
+
+def _import_rows(
+    workspace: Workspace,
+    rows: list[Row],
+    errors: list[RowError],
+    base_dir: Path,
+    *,
+    replace: bool,
+    skip_invalid: bool,
+    rejects_path: Path | None = None,
+    progress: bool = False,
+) -> ImportReport:
+    """Phases 1 and 2 for validated rows (the caller holds the write lock)."""
     started = time.perf_counter()
     report = ImportReport()
-    with workspace.write_lock():
-        workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
-        rows, errors = read_catalog_file(path, workspace.settings.default_lang, file_format)
-        ready, image_errors = _prepare(workspace, rows, images_root or path.parent, report, progress)
-        errors.extend(image_errors)
-        if errors and not skip_invalid:
-            raise ImportRejected(errors)
-        report.rejected = sorted(errors, key=lambda error: error.line)
-        if rejects_path is not None and errors:
-            write_rejects(rejects_path, report.rejected)
-        keep = {row.record.product_id for row, _, _ in ready} | {error.product_id for error in errors if error.product_id}
+    workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
+    ready, image_errors = _prepare(workspace, rows, base_dir, report, progress)
+    errors = errors + image_errors
+    if errors and not skip_invalid:
+        raise ImportRejected(errors)
+    report.rejected = sorted(errors, key=lambda error: error.line)
+    if rejects_path is not None and errors:
+        write_rejects(rejects_path, report.rejected)
+    keep = {row.record.product_id for row, _, _ in ready} | {error.product_id for error in errors if error.product_id}
 
-        def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
-            added: list[int] = []
-            removed: list[int] = []
-            for row, sources, shas in ready:
-                new, old = writer.upsert_product(row.record, sources, shas)
-                added.extend(new)
-                removed.extend(old)
-            report.products_written = len(ready)
-            if replace:
-                deleted, images_gone = writer.delete_products(writer.product_ids_not_in(keep))
-                report.products_deleted = len(deleted)
-                removed.extend(images_gone)
-            report.images_added, report.images_removed = len(added), len(removed)
-            return added, removed
+    def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
+        added: list[int] = []
+        removed: list[int] = []
+        for row, sources, shas in ready:
+            new, old = writer.upsert_product(row.record, sources, shas)
+            added.extend(new)
+            removed.extend(old)
+        report.products_written = len(ready)
+        if replace:
+            deleted, images_gone = writer.delete_products(writer.product_ids_not_in(keep))
+            report.products_deleted = len(deleted)
+            removed.extend(images_gone)
+        report.images_added, report.images_removed = len(added), len(removed)
+        return added, removed
 
-        report.generation = commit_changes(workspace, change)
+    report.generation = commit_changes(workspace, change)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -1,0 +1,59 @@
+"""Fetching a query image by URL for ``/v1/search``, without becoming a proxy into the network.
+
+The host is resolved first and refused if any address is private, loopback,
+link-local, multicast, reserved or unspecified (unless explicitly allowed);
+redirects are followed by hand, each hop checked the same way; the body is
+capped while streaming and the whole fetch has a timeout.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from ..errors import SearchError
+
+MAX_REDIRECTS = 3
+
+
+def _check_host(url: str, allow_private: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SearchError("InvalidImageUrl", "image_url must be an absolute http(s) URL", "image_url")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise SearchError("ImageUrlUnreachable", f"image_url host {parts.hostname} cannot be resolved", "image_url") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
+                or address.is_reserved or address.is_unspecified):
+            raise SearchError("ImageUrlForbidden", f"image_url points to a non-public address ({address}); refused", "image_url")
+
+
+def fetch_image(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
+    """The bytes at ``url``, or a SearchError saying why not."""
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                _check_host(url, allow_private)
+                with client.stream("GET", url) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    if response.status_code != 200:
+                        raise SearchError("ImageUrlUnreachable", f"image_url answered HTTP {response.status_code}", "image_url")
+                    received = bytearray()
+                    for chunk in response.iter_bytes():
+                        received.extend(chunk)
+                        if len(received) > max_bytes:
+                            raise SearchError("ImageTooLarge", f"image_url is larger than the limit of {max_bytes} bytes", "image_url")
+                    return bytes(received)
+    except httpx.HTTPError as exc:
+        raise SearchError("ImageUrlUnreachable", f"image_url could not be fetched ({type(exc).__name__})", "image_url") from None
+    raise SearchError("ImageUrlUnreachable", f"image_url redirected more than {MAX_REDIRECTS} times", "image_url")
