@@ -60,7 +60,8 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """Visual product search over your own catalog, speaking AliExpress's searchV2."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("imagesearch").setLevel(logging.INFO)
     ctx.ensure_object(dict)
     ctx.obj["settings"] = load_settings(data_dir)
 
@@ -180,14 +181,20 @@ def calibrate_command(ctx: click.Context, samples: int, max_fp: float, dry_run: 
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Server processes sharing the data directory.")
 @click.pass_context
 def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> None:
-    """Serve the gateway (/sync) over the data directory."""
+    """Serve the gateway (/sync) and the JSON API (/v1) over the data directory."""
+    _serve(ctx.obj["settings"], host, port, workers)
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import os
 
     import uvicorn
 
-    settings: Settings = ctx.obj["settings"]
     os.environ["IMAGESEARCH_DATA_DIR"] = str(settings.data_dir)
     os.environ["IMAGESEARCH_WORKERS"] = str(workers)
+    # Share the cores out between workers unless told otherwise (oversubscription costs latency).
+    os.environ.setdefault("IMAGESEARCH_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    os.environ.setdefault("IMAGESEARCH_INDEX_THREADS", "1")
     _ = Workspace(settings).embedder  # export the model once, before workers start
     uvicorn.run(
         "imagesearch.http.app:app_from_environment",
@@ -198,6 +205,67 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> Non
         log_level="info",
         access_log=False,  # our own structured access log replaces uvicorn's
     )
+
+
+@main.command("demo")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), help="A folder of product photos (class subfolders become categories).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--no-serve", is_flag=True, help="Build the catalog and the app key, print the examples, and exit.")
+@click.pass_context
+def demo_command(ctx: click.Context, images: Path | None, host: str, port: int, workers: int, no_serve: bool) -> None:
+    """Build a demo catalog (if the data directory has none), create a demo app key, and serve it."""
+    from .access.store import AccessStore
+    from .democatalog import write_demo_catalog, write_folder_catalog
+
+    settings: Settings = ctx.obj["settings"]
+    workspace = Workspace(settings)
+    if workspace.catalog.counts()["products"] == 0:
+        if images is not None:
+            catalog_file = write_folder_catalog(images, settings.data_dir / "demo-catalog.jsonl")
+            report = import_file(workspace, catalog_file, images_root=images, skip_invalid=True, progress=sys.stderr.isatty())
+        else:
+            catalog_file = write_demo_catalog(settings.data_dir / "demo-catalog")
+            report = import_file(workspace, catalog_file, progress=sys.stderr.isatty())
+        click.echo(f"imported {report.products_written} products ({report.images_embedded} images) into {settings.data_dir}", err=True)
+    access = AccessStore(workspace.catalog.engine)
+    app = next((app for app in access.list_apps() if app.name == "demo" and app.active), None) or access.create_app("demo")
+    sample = _sample_image(workspace)
+    click.echo(_DEMO_TEXT.format(base=f"http://{host}:{port}", key=app.app_key, secret=app.secret, image=sample))
+    if not no_serve:
+        _serve(settings, host, port, workers)
+
+
+def _sample_image(workspace: Workspace) -> str:
+    """A local catalog photo to use in the printed examples."""
+    view = workspace.catalog.products_by_pk([1]).get(1)
+    source = view.image_sources[0] if view and view.image_sources else "photo.jpg"
+    return source if not source.startswith(("http://", "https://")) else "photo.jpg"
+
+
+_DEMO_TEXT = """
+imagesearch demo
+  API docs:     {base}/docs
+  app_key:      {key}
+  app_secret:   {secret}
+
+Search with curl (the JSON API):
+  curl -s -F file=@{image} -F currency=EUR -F lang=fr {base}/v1/search
+
+Search as the AliExpress SDKs do (POST /sync, md5-signed), in Python:
+
+import base64, hashlib, json, time, urllib.parse, urllib.request
+key, secret = "{key}", "{secret}"
+param0 = json.dumps({{"image_base64": base64.b64encode(open("{image}", "rb").read()).decode(),
+                     "search_type": "similar", "currency": "USD", "lang": "en", "sort_type": "best"}})
+params = {{"method": "aliexpress.ds.image.searchV2", "app_key": key, "sign_method": "md5",
+          "timestamp": str(int(time.time() * 1000)), "format": "json", "v": "2.0", "param0": param0}}
+text = secret + "".join(k + params[k] for k in sorted(params)) + secret
+params["sign"] = hashlib.md5(text.encode()).hexdigest().upper()
+reply = urllib.request.urlopen("{base}/sync", urllib.parse.urlencode(params).encode())
+print(json.dumps(json.load(reply), indent=2)[:2000])
+"""
 
 
 @main.group("apps")

@@ -39,6 +39,9 @@ class Settings:
     flip: bool = True
     trim: bool = True
     threads: int = 0
+    #: FAISS (OpenMP) threads; 0 = all cores. ``serve`` uses 1: a server answers many single queries at once,
+    #: and idle OpenMP threads spinning in one worker slow the others down.
+    index_threads: int = 0
     #: int8 (static quantisation, default: about twice as fast) or fp32.
     precision: str = "int8"
     #: Where exported ONNX models are cached (default: <data_dir>/models); may be shared.

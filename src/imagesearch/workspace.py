@@ -16,7 +16,7 @@ from pathlib import Path
 from .catalog.store import Catalog
 from .config import Settings
 from .errors import CatalogError
-from .index.faiss_index import FaissIndex, FaissSettings
+from .index.faiss_index import FaissIndex, FaissSettings, set_search_threads
 from .index.store import IndexStore
 from .ingest.sources import FetchSettings
 from .pricing.rates import RatesTable, load_rates
@@ -46,6 +46,8 @@ class Workspace:
                 ef_search=settings.ef_search,
             ),
         )
+        if settings.index_threads:
+            set_search_threads(settings.index_threads)
         self.decode_limits = DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         self.fetch_settings = FetchSettings(
             timeout=settings.fetch_timeout,

@@ -67,9 +67,9 @@ def create_app(settings: Settings) -> FastAPI:
             "path": request.url.path,
             "status": response.status_code,
             "ms": round(seconds * 1000, 1),
-            "api": getattr(request.state, "api", ""),
+            "api": api,
             "app_key": getattr(request.state, "app_key", ""),
-            "outcome": getattr(request.state, "outcome", ""),
+            "outcome": outcome,
         }))
         return response
 
@@ -94,5 +94,14 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for ``uvicorn --factory`` and multi-worker serving: settings from the environment."""
+    """Factory for ``uvicorn --factory`` and multi-worker serving: settings from the environment.
+
+    Worker processes start fresh, so the access log is configured here too.
+    """
+    if not access_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
     return create_app(load_settings())

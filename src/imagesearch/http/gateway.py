@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import json
 import time
+import urllib.parse
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -59,7 +60,15 @@ async def collect(request: Request, body_limit: int) -> tuple[dict[str, str], di
     params: dict[str, str] = dict(request.query_params)
     files: dict[str, bytes] = {}
     content_type = request.headers.get("content-type", "")
-    if received and ("form" in content_type):
+    if received and "application/x-www-form-urlencoded" in content_type:
+        # parse_qsl is several times faster than the generic form parser on a large param0.
+        charset = "utf-8"
+        try:
+            text = bytes(received).decode(charset)
+        except UnicodeDecodeError:
+            raise GatewayError("InvalidParameter", "the form body is not valid UTF-8") from None
+        params.update(urllib.parse.parse_qsl(text, keep_blank_values=True))
+    elif received and "multipart/form-data" in content_type:
         form = await request.form(max_part_size=body_limit)
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):

@@ -37,6 +37,11 @@ class FaissSettings:
     rebuild_tombstone_ratio: float = 0.2
 
 
+def set_search_threads(count: int) -> None:
+    """Threads FAISS may use in this process (OpenMP)."""
+    faiss.omp_set_num_threads(count)
+
+
 class FaissIndex:
     """A FAISS index with stable int64 ids (an ``IndexIDMap2`` around flat or HNSW storage)."""
 

@@ -1,0 +1,117 @@
+"""Load: searchV2 requests per second and latency through /sync, at concurrency 1, 4 and 16.
+
+    python bench/load.py [--workers 2] [--requests 200] [--seconds 30]
+
+Starts ``imagesearch serve`` on 127.0.0.1 over a generated demo catalog (80
+products), creates an app, and sends md5-signed searchV2 requests (as the TOP
+SDK does) from an asyncio load generator in this process.  Each level stops
+after ``--requests`` requests or ``--seconds`` seconds, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+from common import RESULTS, machine, today
+
+from imagesearch.http.signing import signature
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli(data_dir: str, *args: str) -> dict:
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(RESULTS / "models"))
+    out = subprocess.run([sys.executable, "-m", "imagesearch.cli", "--data-dir", data_dir, *args], env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout) if out.stdout.strip().startswith("{") else {}
+
+
+def request_params(app: dict, image: bytes) -> dict[str, str]:
+    params = {
+        "method": "aliexpress.ds.image.searchV2", "app_key": app["app_key"], "sign_method": "md5", "format": "json", "v": "2.0",
+        "timestamp": str(int(time.time() * 1000)),
+        "param0": json.dumps({"image_base64": base64.b64encode(image).decode(), "currency": "EUR", "sort_type": "best"}),
+    }
+    params["sign"] = signature(params, app["secret"], "md5")
+    return params
+
+
+async def level(base: str, app: dict, images: list[bytes], concurrency: int, total: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal sent, errors
+        while sent < total and time.perf_counter() < deadline:
+            image = images[sent % len(images)]
+            sent += 1
+            started = time.perf_counter()
+            response = await client.post(f"{base}/sync", data=request_params(app, image))
+            latencies.append((time.perf_counter() - started) * 1000)
+            body = response.json()
+            if response.status_code != 200 or "error_response" in body:
+                errors += 1
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        "concurrency": concurrency, "requests": len(latencies), "errors": errors,
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    data_dir = str(RESULTS / "load-data")
+    subprocess.run(["rm", "-rf", data_dir], check=True)
+    cli(data_dir, "demo", "--no-serve")
+    app = cli(data_dir, "apps", "create", "load", "--rate-limit", "100000")
+    images = [open(os.path.join(data_dir, "demo-catalog", "images", f"{i}.jpg"), "rb").read() for i in range(20)]
+    port = free_port()
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(RESULTS / "models"))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "imagesearch.cli", "--data-dir", data_dir, "serve", "--port", str(port), "--workers", str(args.workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        asyncio.run(level(base, app, images, 2, 20, 10))  # warm-up: every worker loads its model and index
+        results = [asyncio.run(level(base, app, images, c, args.requests, args.seconds)) for c in (1, 4, 16)]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    report = {"date": today(), "machine": machine(), "server_workers": args.workers, "catalog_products": 80, "levels": results}
+    print(json.dumps(report, indent=2))
+    (RESULTS / f"load-{today()}.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
