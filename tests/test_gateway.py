@@ -260,3 +260,9 @@ def test_revoked_app_is_refused(server: dict[str, Any], model_cache: Path) -> No
     cli(server["data_dir"], model_cache, "apps", "revoke", gone["app_key"])
     app = {**server, "app_key": gone["app_key"], "secret": gone["secret"]}
     assert error_of(app, signed(app))["code"] == "InvalidAppKey"
+
+
+def test_insufficient_permission(server: dict[str, Any], model_cache: Path) -> None:
+    legacy_only = cli(server["data_dir"], model_cache, "apps", "create", "legacy shop", "--method", "aliexpress.ds.image.search")
+    app = {**server, "app_key": legacy_only["app_key"], "secret": legacy_only["secret"]}
+    assert error_of(app, signed(app, param0=json.dumps({"image_base64": image_b64(1)})))["code"] == "InsufficientPermission"

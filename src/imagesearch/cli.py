@@ -282,11 +282,12 @@ def _access(ctx: click.Context) -> "AccessStore":
 @apps_group.command("create")
 @click.argument("name")
 @click.option("--rate-limit", type=click.FloatRange(0.1, 100_000), default=50.0, show_default=True, help="Requests per second.")
+@click.option("--method", "methods", multiple=True, help="Allow only this API (repeatable; default: every API).")
 @click.pass_context
-def apps_create(ctx: click.Context, name: str, rate_limit: float) -> None:
+def apps_create(ctx: click.Context, name: str, rate_limit: float, methods: tuple[str, ...]) -> None:
     """Create an app; prints its app_key and secret."""
-    app = _access(ctx).create_app(name, rate_limit)
-    _echo_json({"app_key": app.app_key, "secret": app.secret, "name": app.name, "rate_limit": app.rate_limit})
+    app = _access(ctx).create_app(name, rate_limit, methods)
+    _echo_json({"app_key": app.app_key, "secret": app.secret, "name": app.name, "rate_limit": app.rate_limit, "methods": list(methods) or "all"})
 
 
 @apps_group.command("list")

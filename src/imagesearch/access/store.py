@@ -22,6 +22,7 @@ apps_table = Table(
     Column("secret", String(64), nullable=False),
     Column("name", String(200), nullable=False),
     Column("rate_limit", Float, nullable=False),
+    Column("methods", String(2000), nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
 )
@@ -42,12 +43,17 @@ class App:
     secret: str
     name: str
     rate_limit: float
+    methods: str
     created_at: float
     revoked_at: float | None
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def may_call(self, method: str) -> bool:
+        """Apps created with a method list may call only those; others may call every method."""
+        return not self.methods or method in self.methods.split(",")
 
 
 class AccessStore:
@@ -57,9 +63,9 @@ class AccessStore:
         self.engine = engine
         _metadata.create_all(engine)
 
-    def create_app(self, name: str, rate_limit: float = 50.0) -> App:
+    def create_app(self, name: str, rate_limit: float = 50.0, methods: tuple[str, ...] = ()) -> App:
         """A new app with a random numeric key (as AliExpress issues) and a 32-hex-digit secret."""
-        app = App(str(500000 + secrets.randbelow(500000)), secrets.token_hex(16), name, rate_limit, time.time(), None)
+        app = App(str(500000 + secrets.randbelow(500000)), secrets.token_hex(16), name, rate_limit, ",".join(methods), time.time(), None)
         with self.engine.begin() as connection:
             connection.execute(insert(apps_table).values(**app.__dict__))
         return app

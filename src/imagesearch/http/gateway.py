@@ -114,6 +114,8 @@ def build_router(engine: SearchEngine, access: AccessStore, limiter: RateLimiter
             if token and not access.token_valid(token, app.app_key):
                 raise GatewayError("IllegalAccessToken", "The specified access token is invalid or expired")
             method = params["method"]
+            if method in (SEARCH_V2, SEARCH_V1) and not app.may_call(method):
+                raise GatewayError("InsufficientPermission", f"This app is not allowed to call {method}")
             if method == SEARCH_V2:
                 body = {"result": await search_v2(params, request)}
             elif method == SEARCH_V1:
