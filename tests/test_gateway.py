@@ -49,7 +49,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     app = cli(data_dir, model_cache, "apps", "create", "test shop")
     token = cli(data_dir, model_cache, "tokens", "create", app["app_key"])["access_token"]
     port = free_port()
-    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), IMAGESEARCH_MAX_REQUEST_BYTES="2000000", IMAGESEARCH_ADMIN_TOKEN="admin-secret")
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), IMAGESEARCH_MAX_REQUEST_BYTES="2000000", IMAGESEARCH_MAX_IMAGE_BYTES="1000000",
+               IMAGESEARCH_ADMIN_TOKEN="admin-secret")
     process = subprocess.Popen(
         [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -96,10 +97,11 @@ def test_signature_known_answer() -> None:
     params = {"foo": "1", "bar": "2", "foo_bar": "3", "foobar": "4"}
     assert canonical(params, "/test/api") == "/test/apibar2foo1foo_bar3foobar4"
     assert canonical(params) == "bar2foo1foo_bar3foobar4"
-    assert signature(params, "helloworld", "sha256", "/test/api") == (
-        __import__("hmac").new(b"helloworld", b"/test/apibar2foo1foo_bar3foobar4", "sha256").hexdigest().upper()
-    )
-    assert signature(params, "s", "md5") == __import__("hashlib").md5(b"sbar2foo1foo_bar3foobar4s").hexdigest().upper()
+    # Fixed answers (HMAC-SHA256 / MD5 / HMAC-MD5 of the documented string), so a regression cannot hide.
+    assert signature(params, "helloworld", "sha256", "/test/api") == "BD011266EC150C787B2201495AA2D6F326BB6910DE77E84EA28F5215DCD7FA5E"
+    assert signature(params, "s", "md5") == "C06CD138CE8A548C071AB4ECEECE99CF"
+    assert signature(params, "helloworld", "hmac") == "E687005F819D6F9E6ED085311C8ACC75"
+    assert signature({**params, "sign": "ignored"}, "s", "md5") == "C06CD138CE8A548C071AB4ECEECE99CF"
 
 
 def test_official_sdk_gets_products(server: dict[str, Any]) -> None:
@@ -266,3 +268,28 @@ def test_insufficient_permission(server: dict[str, Any], model_cache: Path) -> N
     legacy_only = cli(server["data_dir"], model_cache, "apps", "create", "legacy shop", "--method", "aliexpress.ds.image.search")
     app = {**server, "app_key": legacy_only["app_key"], "secret": legacy_only["secret"]}
     assert error_of(app, signed(app, param0=json.dumps({"image_base64": image_b64(1)})))["code"] == "InsufficientPermission"
+
+
+@pytest.mark.parametrize(
+    ("param0", "code"),
+    [
+        ({}, "MissingImage"),
+        ({"image_base64": "%%%"}, "InvalidBase64"),
+        ({"image_base64": base64.b64encode(b"plain text, not a picture").decode()}, "InvalidImage"),
+        ({"image_base64": "A" * 1_400_000}, "ImageTooLarge"),
+        ({"image_base64": "iVBORw0KGgo=", "currency": "ZZZ"}, "InvalidCurrency"),
+        ({"image_base64": "iVBORw0KGgo=", "lang": "klingon"}, "InvalidLanguage"),
+        ({"image_base64": "iVBORw0KGgo=", "ship_to": "XX"}, "InvalidShipTo"),
+        ({"image_base64": "iVBORw0KGgo=", "sort_type": "cheap"}, "InvalidSortType"),
+        ({"image_base64": "iVBORw0KGgo=", "sort_order": "up"}, "InvalidSortOrder"),
+        ({"image_base64": "iVBORw0KGgo=", "search_type": "exact"}, "InvalidSearchType"),
+        ({"image_base64": "iVBORw0KGgo=", "page_size": 500}, "InvalidPageSize"),
+        ({"image_base64": "iVBORw0KGgo=", "page_no": 0}, "InvalidPageNo"),
+        ({"start_row_key": "nope"}, "InvalidStartRowKey"),
+        ({"start_row_key": "0" * 32 + ":2"}, "ExpiredStartRowKey"),
+    ],
+)
+def test_business_errors_through_the_gateway(server: dict[str, Any], param0: dict[str, Any], code: str) -> None:
+    body = httpx.post(f"{server['base']}/sync", data=signed(server, param0=json.dumps(param0)), timeout=30).json()
+    result = body["aliexpress_ds_image_searchV2_response"]["result"]
+    assert result["ret"] is False and result["code"] == code and result["messages"]

@@ -29,7 +29,7 @@ access_log = logging.getLogger("imagesearch.access")
 
 REQUESTS = Counter("imagesearch_requests_total", "HTTP requests", ["api", "outcome"])
 LATENCY = Histogram(
-    "imagesearch_request_seconds", "Request latency", ["api"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+    "imagesearch_request_seconds", "Request latency", ["api", "outcome"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 )
 EMBED = Histogram("imagesearch_embed_seconds", "Query decode + embed time", buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25))
 RANK = Histogram("imagesearch_rank_seconds", "kNN + ranking time", buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1))
@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         outcome = getattr(request.state, "outcome", "") or str(response.status_code)
         if not request.url.path.startswith("/thumbnails/"):
             REQUESTS.labels(api, outcome).inc()
-            LATENCY.labels(api).observe(seconds)
+            LATENCY.labels(api, outcome).observe(seconds)
         timings = getattr(request.state, "timings", None) or {}
         if "embed_ms" in timings:
             EMBED.observe(timings["embed_ms"] / 1000)
