@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 from ..catalog.store import ProductView
 from ..errors import CatalogError, SearchError
 from ..i18n import pick_text
-from ..ingest.importer import ImportRejected, delete_products, import_product
+from ..ingest.importer import ImportRejected, ImportReport, delete_products, import_product
 from ..pricing.money import convert, discount_percent
 from ..search.engine import PageItem, SearchEngine, SearchPage
 from ..search.params import parse_params
@@ -108,6 +108,15 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
             return error_response("Unauthorized", "a valid admin token is required (Authorization: Bearer <token>)", 401, request)
         return None
 
+    async def write(request: Request, operation: Callable[..., ImportReport], *args: Any) -> ImportReport | JSONResponse:
+        """Run a catalog write off the event loop; refusals become 422 (invalid) or 409 (busy)."""
+        try:
+            return await run_in_threadpool(operation, *args)
+        except ImportRejected as rejected:
+            return error_response("InvalidProduct", rejected.errors[0].reason, 422, request)
+        except CatalogError as exc:
+            return error_response("Conflict", str(exc), 409, request)
+
     @router.post("/search", summary="Search the catalog with a photo", openapi_extra={"requestBody": {"content": {
         "application/json": {"schema": SearchRequest.model_json_schema()},
         "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
@@ -178,12 +187,9 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
         document.setdefault("product_id", product_id)
         if document["product_id"] != product_id:
             return error_response("InvalidRequest", "product_id in the body differs from the URL", 400, request, "product_id")
-        try:
-            report = await run_in_threadpool(import_product, workspace, document)
-        except ImportRejected as rejected:
-            return error_response("InvalidProduct", rejected.errors[0].reason, 422, request)
-        except CatalogError as exc:
-            return error_response("Conflict", str(exc), 409, request)
+        report = await write(request, import_product, workspace, document)
+        if isinstance(report, JSONResponse):
+            return report
         return JSONResponse({"product_id": product_id, **report.as_dict()})
 
     @router.delete("/products/{product_id}", summary="Delete a product (admin)")
@@ -191,10 +197,9 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
         refusal = admin_refusal(request)
         if refusal:
             return refusal
-        try:
-            report = await run_in_threadpool(delete_products, workspace, [product_id])
-        except CatalogError as exc:
-            return error_response("Conflict", str(exc), 409, request)
+        report = await write(request, delete_products, workspace, [product_id])
+        if isinstance(report, JSONResponse):
+            return report
         if not report.products_deleted:
             return error_response("ProductNotFound", f"no product {product_id}", 404, request, "product_id")
         return JSONResponse({"product_id": product_id, "deleted": True, "generation": report.generation})
