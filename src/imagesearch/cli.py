@@ -134,7 +134,6 @@ def delete_command(ctx: click.Context, product_ids: tuple[str, ...]) -> None:
 def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
     """Search the catalog with IMAGE; prints the searchV2 JSON response."""
     from .search.engine import SearchEngine
-    from .search.params import parse_params
     from .search.searchv2 import render, render_error
 
     workspace = _workspace(ctx)
@@ -143,8 +142,7 @@ def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
     param0 = {key: value for key, value in options.items() if value is not None}
     param0["image_base64"] = base64.b64encode(image.read_bytes()).decode()
     try:
-        params = parse_params(param0, engine.rates(), settings.default_currency, settings.max_image_bytes)
-        result: Any = render(engine.search(params), settings.default_lang, settings.public_url)
+        result: Any = render(engine.search_request(param0), settings.default_lang, settings.public_url)
     except SearchError as exc:
         _echo_json({"aliexpress_ds_image_searchV2_response": {"result": render_error(exc).model_dump()}})
         sys.exit(1)

@@ -12,7 +12,14 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from babel.numbers import is_currency
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ..i18n import normalize_country, normalize_language
 

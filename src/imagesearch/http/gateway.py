@@ -24,7 +24,6 @@ from starlette.datastructures import UploadFile
 from ..access.store import AccessStore
 from ..errors import SearchError
 from ..search.engine import SearchEngine
-from ..search.params import parse_params
 from ..search.searchv2 import render, render_error, render_flat
 from .iop import GatewayError, missing, response_key
 from .ratelimit import RateLimiter, ban_seconds
@@ -139,8 +138,7 @@ def build_router(engine: SearchEngine, access: AccessStore, limiter: RateLimiter
             for extension in ("page_no", "page_size", "start_row_key"):
                 if extension in params and extension not in param0:
                     param0[extension] = params[extension]
-            parsed = parse_params(param0, engine.rates(), settings.default_currency, settings.max_image_bytes)
-            page = await run_in_threadpool(engine.search, parsed)
+            page = await run_in_threadpool(engine.search_request, param0)
             request.state.timings = page.timings
             return render(page, settings.default_lang, settings.public_url).model_dump()
         except SearchError as error:
@@ -161,8 +159,7 @@ def build_router(engine: SearchEngine, access: AccessStore, limiter: RateLimiter
                 "lang": params.get("target_language"),
                 "page_size": params.get("product_cnt"),
             }
-            parsed = parse_params({key: value for key, value in raw.items() if value}, engine.rates(), settings.default_currency, settings.max_image_bytes)
-            page = await run_in_threadpool(engine.search, parsed)
+            page = await run_in_threadpool(engine.search_request, {key: value for key, value in raw.items() if value})
             products = render_flat(page, settings.default_lang, settings.public_url)
             return {"data": {"total_record_count": page.total_count, "products": {"traffic_image_product_d_t_o": products}}, "rsp_code": "200", "rsp_msg": "success"}
         except SearchError as error:

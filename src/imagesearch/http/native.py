@@ -19,10 +19,14 @@ from starlette.datastructures import UploadFile
 from ..catalog.store import ProductView
 from ..errors import CatalogError, SearchError
 from ..i18n import pick_text
-from ..ingest.importer import ImportRejected, ImportReport, delete_products, import_product
+from ..ingest.importer import (
+    ImportRejected,
+    ImportReport,
+    delete_products,
+    import_product,
+)
 from ..pricing.money import convert, discount_percent
 from ..search.engine import PageItem, SearchEngine, SearchPage
-from ..search.params import parse_params
 from ..search.searchv2 import image_url as main_image_url
 from .remote import fetch_image
 
@@ -143,8 +147,7 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
             if url and "image_base64" not in fields:
                 data = await run_in_threadpool(fetch_image, url, settings.max_image_bytes, settings.fetch_timeout, settings.allow_private_image_urls)
                 fields["image_base64"] = base64.b64encode(data).decode()
-            params = parse_params(fields, engine.rates(), settings.default_currency, settings.max_image_bytes)
-            page = await run_in_threadpool(engine.search, params)
+            page = await run_in_threadpool(engine.search_request, fields)
         except SearchError as error:
             return error_response(error.code, error.message, _status(error.code), request, error.param)
         request.state.timings = page.timings

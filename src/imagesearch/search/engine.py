@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image
@@ -26,8 +27,15 @@ from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import decode_image, draft_side
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
 from ..workspace import CALIBRATION_KEY, GENERATION_KEY, Workspace
-from .params import DEFAULT_PAGE_SIZE, SearchParams
-from .ranking import SameThresholds, aggregate, same_candidates, select_same, select_similar, sort_items
+from .params import DEFAULT_PAGE_SIZE, SearchParams, parse_params
+from .ranking import (
+    SameThresholds,
+    aggregate,
+    same_candidates,
+    select_same,
+    select_similar,
+    sort_items,
+)
 from .results import RankedItem, ResultSet, ResultStore
 
 #: Neighbours fetched per query at first; multiplied by 4 while the ship-to filter leaves too few products.
@@ -212,6 +220,11 @@ class SearchEngine:
                 return chosen[: settings.similar_cap]
             k = min(total, k * 4, MAX_K)
         return []
+
+    def search_request(self, raw: Mapping[str, Any]) -> SearchPage:
+        """Validate a param0-like mapping and search: what the HTTP edge and the CLI call (off the event loop)."""
+        settings = self.settings
+        return self.search(parse_params(raw, self.rates(), settings.default_currency, settings.max_image_bytes))
 
     def search(self, params: SearchParams) -> SearchPage:
         """Run a search (or serve a page of an earlier one, given ``start_row_key``)."""

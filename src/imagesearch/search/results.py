@@ -15,7 +15,19 @@ import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, delete, event, insert, select
+from sqlalchemy import (
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+)
 
 RESULTS_FILE = "results.sqlite"
 #: Expired sets are deleted at most this often (not on every search).

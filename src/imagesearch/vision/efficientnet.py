@@ -132,7 +132,12 @@ def quantize_int8(fp32_file: Path, destination: Path, size: int) -> None:
     keep the result reproducible and offline.  Dynamic quantisation is slower
     and lossier on this network, so it is not offered.
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from .synthetic import product_image
