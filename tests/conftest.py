@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -114,3 +121,32 @@ def engine(shared_catalog: tuple[Path, Path], model_cache: Path) -> Iterator[Sea
     yield search_engine
     search_engine.close()
     workspace.close()
+
+
+@contextmanager
+def running_server(data_dir: Path, model_cache: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """``imagesearch serve`` on a free loopback port, stopped afterwards; yields (base URL, port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), **(extra_env or {}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or process.poll() is not None:
+                raise RuntimeError("server did not start: " + (process.stderr.read().decode()[-2000:] if process.stderr else ""))
+            time.sleep(0.2)
+        yield base, port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -11,7 +11,6 @@ import base64
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,19 +19,13 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from conftest import jpeg_bytes, write_catalog
+from conftest import jpeg_bytes, running_server, write_catalog
 
 from imagesearch.http.signing import canonical, signature
 from imagesearch.vision.synthetic import product_image
 
 aliexpress_sdk = pytest.importorskip("aliexpress_api.skd")
 from aliexpress_api.skd.api.base import RestApi, TopException  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cli(data_dir: Path, model_cache: Path, *args: str) -> Any:
@@ -48,27 +41,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     cli(data_dir, model_cache, "import", str(write_catalog(folder, 12)))
     app = cli(data_dir, model_cache, "apps", "create", "test shop")
     token = cli(data_dir, model_cache, "tokens", "create", app["app_key"])["access_token"]
-    port = free_port()
-    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), IMAGESEARCH_MAX_REQUEST_BYTES="2000000", IMAGESEARCH_MAX_IMAGE_BYTES="1000000",
-               IMAGESEARCH_ADMIN_TOKEN="admin-secret")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("server did not start: " + process.stderr.read().decode()[-2000:] if process.stderr else "")
-    yield {"base": base, "port": port, "app_key": app["app_key"], "secret": app["secret"], "token": token, "data_dir": data_dir}
-    process.terminate()
-    process.wait(timeout=10)
+    extra = {"IMAGESEARCH_MAX_REQUEST_BYTES": "2000000", "IMAGESEARCH_MAX_IMAGE_BYTES": "1000000", "IMAGESEARCH_ADMIN_TOKEN": "admin-secret"}
+    with running_server(data_dir, model_cache, extra) as (base, port):
+        yield {"base": base, "port": port, "app_key": app["app_key"], "secret": app["secret"], "token": token, "data_dir": data_dir}
 
 
 class SearchV2(RestApi):

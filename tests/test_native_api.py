@@ -69,3 +69,14 @@ def test_metrics_health_and_docs(server: dict[str, Any]) -> None:  # noqa: F811
     assert httpx.get(f"{server['base']}/healthz", timeout=10).json()["status"] == "ok"
     assert "/v1/search" in json.dumps(httpx.get(f"{server['base']}/openapi.json", timeout=10).json()["paths"])
     assert httpx.get(f"{server['base']}/docs", timeout=10).status_code == 200
+
+
+def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:  # noqa: F811
+    overview = httpx.get(f"{server['base']}/v1/catalog", timeout=10).json()
+    assert overview["products"] >= 11 and overview["index"]["kind"] == "flat" and "USD" in overview["rates"]["currencies"]
+    files = {"file": ("q.jpg", jpeg_bytes(product_image(10_000)), "image/jpeg")}  # p000's second image
+    match = httpx.post(f"{server['base']}/v1/products/p000/match", files=files, timeout=30).json()
+    scores = [image["score"] for image in match["images"]]
+    assert len(scores) == 2 and scores[1] > 0.99 > scores[0]
+    missing = httpx.post(f"{server['base']}/v1/products/p000/match", data={"x": "1"}, timeout=30)
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "MissingImage"

@@ -250,6 +250,11 @@ class Catalog:
         with self.reader() as connection:
             return list(connection.scalars(select(image_blobs.c.sha256)))
 
+    def vectors(self, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, embeddings) of the given images (e.g. to show how each matched a query)."""
+        with self.reader() as connection:
+            return _vectors_for(connection, image_ids)
+
     def thumbnail_by_sha(self, sha: str) -> bytes | None:
         with self.reader() as connection:
             return connection.scalar(select(image_blobs.c.thumbnail).where(image_blobs.c.sha256 == sha))
@@ -421,19 +426,7 @@ class CatalogWriter:
 
     def vectors_for(self, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, embeddings) of the given images, for adding them to the index."""
-        ids: list[int] = []
-        vectors: list[np.ndarray] = []
-        for chunk in _chunks(list(image_ids)):
-            for image_id, embedding in self.connection.execute(
-                select(images.c.id, image_blobs.c.embedding)
-                .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
-                .where(images.c.id.in_(chunk))
-            ):
-                ids.append(image_id)
-                vectors.append(np.frombuffer(embedding, dtype=np.float32))
-        if not ids:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        return np.array(ids, dtype=np.int64), np.stack(vectors)
+        return _vectors_for(self.connection, image_ids)
 
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every (image ids, embeddings) pair, in batches, for rebuilding an index."""
@@ -467,6 +460,22 @@ class CatalogWriter:
             )
         )
         return result.rowcount or 0
+
+
+def _vectors_for(connection: Connection, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    ids: list[int] = []
+    vectors: list[np.ndarray] = []
+    for chunk in _chunks(list(image_ids)):
+        for image_id, embedding in connection.execute(
+            select(images.c.id, image_blobs.c.embedding)
+            .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
+            .where(images.c.id.in_(chunk))
+        ):
+            ids.append(image_id)
+            vectors.append(np.frombuffer(embedding, dtype=np.float32))
+    if not ids:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    return np.array(ids, dtype=np.int64), np.stack(vectors)
 
 
 def _get_meta(connection: Connection, key: str, default: str | None) -> str | None:

@@ -10,10 +10,12 @@ import json
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from .. import __version__
@@ -26,6 +28,7 @@ from .native import build_native_router
 from .ratelimit import RateLimiter
 
 access_log = logging.getLogger("imagesearch.access")
+STATIC = Path(__file__).parent / "static"
 
 REQUESTS = Counter("imagesearch_requests_total", "HTTP requests", ["api", "outcome"])
 LATENCY = Histogram(
@@ -77,6 +80,12 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> dict[str, object]:
         snapshot = engine.snapshot()
         return {"status": "ok", "generation": snapshot.generation, "vectors": len(snapshot.index)}
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -28,6 +28,7 @@ from ..ingest.importer import (
 from ..pricing.money import convert, discount_percent
 from ..search.engine import PageItem, SearchEngine, SearchPage
 from ..search.searchv2 import image_url as main_image_url
+from ..workspace import EMBEDDER_KEY
 from .remote import fetch_image
 
 
@@ -175,6 +176,44 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
             "currency": product.currency,
         }
         return JSONResponse(body)
+
+    @router.post("/products/{product_id}/match", summary="How well each image of a product matches a query photo")
+    async def match_product(product_id: str, request: Request) -> Response:
+        product = workspace.catalog.product_by_id(product_id)
+        if product is None:
+            return error_response("ProductNotFound", f"no product {product_id}", 404, request, "product_id")
+        form = await request.form(max_part_size=settings.max_request_bytes)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            return error_response("MissingImage", "send the query photo as a multipart part named file", 400, request, "file")
+        data = await upload.read(settings.max_image_bytes + 1)
+        if len(data) > settings.max_image_bytes:
+            return error_response("ImageTooLarge", f"file is larger than {settings.max_image_bytes} bytes", 413, request, "file")
+        try:
+            _, vector = await run_in_threadpool(engine.embed_query, data)
+        except SearchError as error:
+            return error_response(error.code, error.message, _status(error.code), request, error.param)
+        ids, vectors = workspace.catalog.vectors(list(product.image_ids))
+        scores = dict(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True)) if len(ids) else {}
+        return JSONResponse({
+            "product_id": product_id,
+            "images": [{"image_id": image_id, "score": round(min(1.0, max(0.0, scores.get(image_id, 0.0))), 4)} for image_id in product.image_ids],
+        })
+
+    @router.get("/catalog", summary="Catalog overview: counts, embedder, index, last import, rates")
+    def catalog_overview() -> dict[str, Any]:
+        snapshot = engine.snapshot()
+        rates = engine.rates()
+        last = workspace.catalog.get_meta("last_write_at")
+        return {
+            **workspace.catalog.counts(),
+            "embedder": workspace.catalog.get_meta(EMBEDDER_KEY),
+            "index": {"kind": snapshot.index.kind, "vectors": len(snapshot.index), "generation": snapshot.generation},
+            "last_write_at": float(last) if last else None,
+            "rates": {"base": rates.base, "date": rates.date.isoformat(), "currencies": sorted(rates.rates)},
+            "default_currency": settings.default_currency,
+            "default_lang": settings.default_lang,
+        }
 
     @router.put("/products/{product_id}", summary="Insert or replace a product (admin)")
     async def put_product(product_id: str, request: Request) -> Response:

@@ -1,0 +1,253 @@
+"use strict";
+// The search page: plain JavaScript over the /v1 JSON API. No build step, no external assets.
+const $ = (id) => document.getElementById(id);
+const state = { file: null, pages: [], index: -1, lastQueryUrl: null };
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    throw new Error("The server cannot be reached. Is imagesearch still running?");
+  }
+  let body = null;
+  try { body = await response.json(); } catch (err) { /* not JSON */ }
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : `The server answered ${response.status} ${response.statusText}.`;
+    throw new Error(message.charAt(0).toUpperCase() + message.slice(1) + (message.endsWith(".") ? "" : "."));
+  }
+  return body;
+}
+
+function setFile(file) {
+  if (!file) return;
+  state.file = file;
+  if (state.lastQueryUrl) URL.revokeObjectURL(state.lastQueryUrl);
+  state.lastQueryUrl = URL.createObjectURL(file);
+  const preview = $("query-preview");
+  preview.src = state.lastQueryUrl;
+  preview.hidden = false;
+  search();
+}
+
+function options() {
+  const fields = {};
+  for (const name of ["search_type", "currency", "lang", "ship_to", "sort_type", "sort_order"]) {
+    const value = $(name).value.trim();
+    if (value) fields[name] = value;
+  }
+  return fields;
+}
+
+async function search() {
+  showError("");
+  if (!state.file) { showError("Choose a photo first: drop it, paste it, or pick a file."); return; }
+  const form = new FormData();
+  form.append("file", state.file);
+  for (const [key, value] of Object.entries(options())) form.append(key, value);
+  form.append("page_size", "12");
+  $("status").textContent = "Searching…";
+  try {
+    const page = await api("/v1/search", { method: "POST", body: form });
+    state.pages = [page];
+    state.index = 0;
+    render();
+  } catch (err) {
+    state.pages = []; state.index = -1; render(); showError(err.message);
+  }
+}
+
+async function turn(step) {
+  showError("");
+  const target = state.index + step;
+  if (target < 0) return;
+  if (target < state.pages.length) { state.index = target; render(); return; }
+  const current = state.pages[state.index];
+  if (!current || !current.next_start_row_key) return;
+  $("status").textContent = "Loading…";
+  try {
+    const page = await api("/v1/search", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ start_row_key: current.next_start_row_key }),
+    });
+    state.pages.push(page); state.index = target; render();
+  } catch (err) { showError(err.message); $("status").textContent = ""; }
+}
+
+function text(tag, content, className) {
+  const node = document.createElement(tag);
+  node.textContent = content;
+  if (className) node.className = className;
+  return node;
+}
+
+function card(product) {
+  const item = document.createElement("li");
+  item.className = "card";
+  const image = document.createElement("img");
+  image.src = product.matched_thumbnail_url;
+  image.alt = product.title;
+  item.appendChild(image);
+  const body = document.createElement("div");
+  body.className = "body";
+  const title = document.createElement("h3");
+  const link = document.createElement("a");
+  link.href = product.product_detail_url || `#/product/${encodeURIComponent(product.product_id)}`;
+  link.textContent = product.title;
+  if (product.product_detail_url) { link.target = "_blank"; link.rel = "noopener"; }
+  title.appendChild(link);
+  body.appendChild(title);
+  const price = text("p", `${product.price.sale} ${product.price.currency}`, "price");
+  if (product.discount_percent > 0) {
+    const original = text("del", `${product.price.original} ${product.price.currency}`);
+    original.setAttribute("aria-label", `was ${product.price.original} ${product.price.currency}`);
+    price.appendChild(original);
+    price.appendChild(text("span", `-${product.discount_percent}%`, "badge"));
+  }
+  body.appendChild(price);
+  const rating = product.evaluate_rate === null ? "no rating" : `★ ${product.evaluate_rate}`;
+  body.appendChild(text("p", `${product.volume} orders · ${rating} · shop ${product.shop_id}`, "meta"));
+  body.appendChild(text("p", `Similarity ${product.score.toFixed(3)}`, "meta score"));
+  const details = document.createElement("a");
+  details.href = `#/product/${encodeURIComponent(product.product_id)}`;
+  details.textContent = "Why it matched →";
+  body.appendChild(details);
+  item.appendChild(body);
+  return item;
+}
+
+function render() {
+  const list = $("results");
+  list.replaceChildren();
+  const page = state.pages[state.index];
+  $("pager").hidden = !page || page.page.count <= 1;
+  if (!page) { $("status").textContent = ""; return; }
+  page.products.forEach((product) => list.appendChild(card(product)));
+  $("status").textContent = page.total_count
+    ? `${page.total_count} products match.` : "No product matches this photo with these options.";
+  $("page-info").textContent = `Page ${page.page.number} of ${page.page.count}`;
+  $("prev").disabled = state.index === 0;
+  $("next").disabled = !page.page.has_next;
+}
+
+async function showProduct(id) {
+  $("product-title").textContent = "Loading…";
+  const body = $("product-body");
+  body.replaceChildren();
+  try {
+    const product = await api(`/v1/products/${encodeURIComponent(id)}?currency=${encodeURIComponent($("currency").value || "")}`);
+    let scores = {};
+    if (state.file) {
+      const form = new FormData();
+      form.append("file", state.file);
+      const match = await api(`/v1/products/${encodeURIComponent(id)}/match`, { method: "POST", body: form });
+      match.images.forEach((image) => { scores[image.image_id] = image.score; });
+    }
+    $("product-title").textContent = product.title;
+    const best = Math.max(...Object.values(scores), -1);
+    const images = document.createElement("ul");
+    images.className = "images";
+    images.setAttribute("aria-label", "Product images");
+    product.images.forEach((image, position) => {
+      const item = document.createElement("li");
+      const score = scores[image.image_id];
+      if (score !== undefined && score === best) item.className = "matched";
+      const picture = document.createElement("img");
+      picture.src = image.thumbnail_url;
+      picture.alt = `Image ${position + 1} of ${product.title}`;
+      item.appendChild(picture);
+      const caption = score === undefined ? (position === 0 ? "Main image" : `Image ${position + 1}`)
+        : `${position === 0 ? "Main image" : `Image ${position + 1}`}: similarity ${score.toFixed(3)}${score === best ? " (best match)" : ""}`;
+      item.appendChild(text("p", caption));
+      images.appendChild(item);
+    });
+    body.appendChild(images);
+    body.appendChild(text("p", `${product.price.sale} ${product.price.currency} (catalog price ${product.price_in_catalog.sale} ${product.price_in_catalog.currency}) · ${product.volume} orders · shop ${product.shop_id}`));
+    const table = document.createElement("table");
+    table.appendChild(document.createElement("caption")).textContent = "Titles and categories in every language";
+    const head = table.appendChild(document.createElement("tr"));
+    ["Language", "Title", "Category", "Subcategory"].forEach((label) => head.appendChild(text("th", label)));
+    const languages = new Set([...Object.keys(product.titles),
+      ...Object.keys((product.category_names.first_level || {})), ...Object.keys((product.category_names.second_level || {}))]);
+    [...languages].sort().forEach((lang) => {
+      const row = table.appendChild(document.createElement("tr"));
+      row.appendChild(text("td", lang));
+      row.appendChild(text("td", product.titles[lang] || "—"));
+      row.appendChild(text("td", (product.category_names.first_level || {})[lang] || "—"));
+      row.appendChild(text("td", (product.category_names.second_level || {})[lang] || "—"));
+    });
+    body.appendChild(table);
+    if (product.product_detail_url) {
+      const link = document.createElement("a");
+      link.href = product.product_detail_url; link.textContent = "Open the listing"; link.target = "_blank"; link.rel = "noopener";
+      body.appendChild(document.createElement("p")).appendChild(link);
+    }
+  } catch (err) {
+    $("product-title").textContent = "Product";
+    showError(err.message);
+  }
+}
+
+async function showCatalog() {
+  const list = $("catalog-body");
+  list.replaceChildren();
+  try {
+    const info = await api("/v1/catalog");
+    const rows = [
+      ["Products", info.products], ["Images", info.images], ["Distinct photos", info.distinct_images],
+      ["Categories", info.categories], ["Shops", info.shops], ["Embedder", info.embedder || "—"],
+      ["Index", `${info.index.kind} (${info.index.vectors} vectors, generation ${info.index.generation})`],
+      ["Last import", info.last_write_at ? new Date(info.last_write_at * 1000).toLocaleString() : "never"],
+      ["Exchange rates", `${info.rates.base}, ${info.rates.date}`],
+    ];
+    rows.forEach(([label, value]) => { list.appendChild(text("dt", label)); list.appendChild(text("dd", String(value))); });
+  } catch (err) { showError(err.message); }
+}
+
+function route() {
+  const hash = location.hash || "#/";
+  const product = hash.match(/^#\/product\/(.+)$/);
+  $("search-view").hidden = !(hash === "#/" || hash === "#");
+  $("product-view").hidden = !product;
+  $("catalog-view").hidden = hash !== "#/catalog";
+  showError("");
+  if (product) showProduct(decodeURIComponent(product[1]));
+  if (hash === "#/catalog") showCatalog();
+}
+
+async function init() {
+  const drop = $("drop");
+  drop.addEventListener("click", (event) => { if (event.target.tagName !== "LABEL") $("file").click(); });
+  drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); $("file").click(); } });
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => { event.preventDefault(); drop.classList.remove("over"); setFile(event.dataTransfer.files[0]); });
+  document.addEventListener("paste", (event) => {
+    const item = [...event.clipboardData.items].find((entry) => entry.type.startsWith("image/"));
+    if (item) setFile(item.getAsFile());
+  });
+  $("file").addEventListener("change", (event) => setFile(event.target.files[0]));
+  $("search-form").addEventListener("submit", (event) => { event.preventDefault(); search(); });
+  for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order"]) $(name).addEventListener("change", () => { if (state.file) search(); });
+  $("prev").addEventListener("click", () => turn(-1));
+  $("next").addEventListener("click", () => turn(1));
+  $("back").addEventListener("click", (event) => { event.preventDefault(); history.length > 1 ? history.back() : (location.hash = "#/"); });
+  window.addEventListener("hashchange", route);
+  try {
+    const info = await api("/v1/catalog");
+    const select = $("currency");
+    info.rates.currencies.forEach((code) => {
+      const option = document.createElement("option");
+      option.value = code; option.textContent = code; option.selected = code === info.default_currency;
+      select.appendChild(option);
+    });
+  } catch (err) { showError(err.message); }
+  route();
+}
+
+init();
