@@ -68,7 +68,9 @@ def test_metrics_health_and_docs(server: dict[str, Any]) -> None:  # noqa: F811
     assert "imagesearch_requests_total" in metrics and "imagesearch_request_seconds_bucket" in metrics
     assert httpx.get(f"{server['base']}/healthz", timeout=10).json()["status"] == "ok"
     assert "/v1/search" in json.dumps(httpx.get(f"{server['base']}/openapi.json", timeout=10).json()["paths"])
-    assert httpx.get(f"{server['base']}/docs", timeout=10).status_code == 200
+    docs = httpx.get(f"{server['base']}/docs", timeout=10)
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
+    assert httpx.get(f"{server['base']}/docs-assets/swagger-ui-bundle.js", timeout=10).status_code == 200
 
 
 def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:  # noqa: F811

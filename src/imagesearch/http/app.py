@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Awaitable, Callable
 
+import swagger_ui_bundle
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -44,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     engine = SearchEngine(workspace)
     access = AccessStore(workspace.catalog.engine)
     limiter = RateLimiter(share=1.0 / max(1, settings.workers))
-    app = FastAPI(title="imagesearch", version=__version__)
+    app = FastAPI(title="imagesearch", version=__version__, docs_url=None, redoc_url=None)
     app.include_router(build_router(engine, access, limiter, settings.timestamp_window_seconds, settings.max_request_bytes))
     app.include_router(build_native_router(engine))
 
@@ -82,6 +84,18 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok", "generation": snapshot.generation, "vectors": len(snapshot.index)}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # The API docs page from a packaged Swagger UI, so /docs works offline (FastAPI's default uses a CDN).
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="imagesearch API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
