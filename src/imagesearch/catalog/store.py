@@ -315,20 +315,6 @@ class CatalogWriter:
             sqlite_insert(meta).values(key=key, value=value).on_conflict_do_update(index_elements=["key"], set_={"value": value})
         )
 
-    def current_images(self, product_ids: Sequence[str]) -> dict[str, list[tuple[int, str, str]]]:
-        """product_id -> [(image id, sha256, source)] in position order."""
-        found: dict[str, list[tuple[int, str, str]]] = {}
-        for chunk in _chunks(list(product_ids)):
-            rows = self.connection.execute(
-                select(products.c.product_id, images.c.id, images.c.sha256, images.c.source)
-                .join(images, images.c.product_pk == products.c.pk)
-                .where(products.c.product_id.in_(chunk))
-                .order_by(images.c.product_pk, images.c.position)
-            )
-            for product_id, image_id, sha, source in rows:
-                found.setdefault(product_id, []).append((image_id, sha, source))
-        return found
-
     def upsert_product(self, record: ProductRecord, image_sources: Sequence[str], image_shas: Sequence[str]) -> tuple[list[int], list[int]]:
         """Insert or update a product; returns (image ids added, image ids removed).
 

@@ -18,8 +18,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from .decode import THUMBNAIL_SIDE
+
 #: Side of the images features are extracted from: the catalog's thumbnail size.
-FEATURE_SIDE = 256
+FEATURE_SIDE = THUMBNAIL_SIDE
 MIN_MATCHES = 5
 RATIO = 0.8
 REPROJECTION_PX = 4.0
