@@ -124,14 +124,16 @@ def engine(shared_catalog: tuple[Path, Path], model_cache: Path) -> Iterator[Sea
 
 
 @contextmanager
-def running_server(data_dir: Path, model_cache: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def running_server(
+    data_dir: Path, model_cache: Path, extra_env: dict[str, str] | None = None, workers: int = 1
+) -> Iterator[tuple[str, int]]:
     """``imagesearch serve`` on a free loopback port, stopped afterwards; yields (base URL, port)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), **(extra_env or {}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), "serve", "--port", str(port)],
+        [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), "serve", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -82,3 +83,52 @@ def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:  
     assert len(scores) == 2 and scores[1] > 0.99 > scores[0]
     missing = httpx.post(f"{server['base']}/v1/products/p000/match", data={"x": "1"}, timeout=30)
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "MissingImage"
+
+
+def test_two_workers(tmp_path: Path, model_cache: Path) -> None:
+    """Two server processes both answer, and both see a catalog change."""
+    from conftest import running_server, write_catalog
+    from test_gateway import cli
+
+    cli(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 6)))
+    files = {"file": ("q.jpg", jpeg_bytes(product_image(3)), "image/jpeg")}
+    with running_server(tmp_path / "data", model_cache, workers=2) as (base, _):
+        with httpx.Client(timeout=30) as client:
+            for _ in range(4):  # warm both workers up
+                client.post(f"{base}/v1/search", files=files)
+            for _ in range(6):
+                assert client.post(f"{base}/v1/search", files=files).json()["products"][0]["product_id"] == "p003"
+        cli(tmp_path / "data", model_cache, "delete", "p003")
+        for _ in range(6):  # new connections land on either worker
+            ids = [p["product_id"] for p in httpx.post(f"{base}/v1/search", files=files, timeout=30).json()["products"]]
+            assert "p003" not in ids
+
+
+def test_multi_worker_listener_keeps_tcp_nodelay() -> None:
+    """Connections accepted on serve's own multi-worker listener get TCP_NODELAY (uvicorn #3149)."""
+    import asyncio
+    import socket
+
+    from imagesearch.cli import _listening_socket
+
+    listener = _listening_socket("127.0.0.1", 0)
+    assert listener.proto == socket.IPPROTO_TCP
+
+    async def accepted_nodelay() -> int:
+        seen: dict[str, int] = {}
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen["nodelay"] = writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=listener)
+        _, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        for _ in range(50):
+            if "nodelay" in seen:
+                break
+            await asyncio.sleep(0.02)
+        writer.close()
+        server.close()
+        return seen["nodelay"]
+
+    assert asyncio.run(accepted_nodelay()) == 1
