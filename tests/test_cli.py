@@ -117,3 +117,14 @@ def test_calibrate_dry_run(imported: tuple[Path, Path], model_cache: Path) -> No
     report = json.loads(run(data_dir, model_cache, "calibrate", "--samples", "5", "--dry-run").stdout)
     assert report["saved"] is False and report["positives"] == report["negatives"] == 40
     assert 0.0 <= report["false_positive_rate"] <= 1.0 and report["min_inliers"] >= 10
+
+
+def test_demo_builds_a_catalog_and_an_app_and_prints_examples(tmp_path: Path, model_cache: Path) -> None:
+    out = run(tmp_path / "data", model_cache, "demo", "--no-serve", "--port", "8321").stdout
+    assert "http://127.0.0.1:8321/" in out and "app_secret:" in out and "curl -s -F file=@" in out
+    assert "aliexpress.ds.image.searchV2" in out
+    info = json.loads(run(tmp_path / "data", model_cache, "info").stdout)
+    assert info["products"] == 80 and info["images"] == 80 and info["distinct_images"] == 60
+    again = run(tmp_path / "data", model_cache, "demo", "--no-serve").stdout  # reuses the catalog and the demo app
+    apps = json.loads(run(tmp_path / "data", model_cache, "apps", "list").stdout)
+    assert len(apps) == 1 and apps[0]["app_key"] in out and apps[0]["app_key"] in again

@@ -269,6 +269,7 @@ def _sample_image(workspace: Workspace) -> str:
 
 _DEMO_TEXT = """
 imagesearch demo
+  search page:  {base}/
   API docs:     {base}/docs
   app_key:      {key}
   app_secret:   {secret}
