@@ -121,14 +121,14 @@ def test_multi_worker_listener_keeps_tcp_nodelay() -> None:
             seen["nodelay"] = writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             writer.close()
 
-        server = await asyncio.start_server(handle, sock=listener)
+        listening = await asyncio.start_server(handle, sock=listener)
         _, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
         for _ in range(50):
             if "nodelay" in seen:
                 break
             await asyncio.sleep(0.02)
         writer.close()
-        server.close()
+        listening.close()
         return seen["nodelay"]
 
     assert asyncio.run(accepted_nodelay()) == 1
