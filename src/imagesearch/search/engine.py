@@ -180,8 +180,12 @@ class SearchEngine:
 
         ``exclude`` (product keys) simulates a catalog without those products; calibration uses it.
         """
+        return self._same_evidence(self.snapshot(), image, vector, ship_to, exclude)
+
+    def _same_evidence(
+        self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, ship_to: str | None, exclude: frozenset[int]
+    ) -> SameEvidence:
         settings = self.settings
-        snapshot = self.snapshot()
         ranked, _ = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
         if exclude:
             ranked = [item for item in ranked if item.product_pk not in exclude]
@@ -198,8 +202,9 @@ class SearchEngine:
 
     def rank_same(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
         """Products that are the same item as the query (see :mod:`.ranking` for the rule)."""
-        evidence = self.same_evidence(image, vector, ship_to)
-        thresholds = self.snapshot().same_thresholds
+        snapshot = self.snapshot()  # one generation for both the evidence and the thresholds
+        evidence = self._same_evidence(snapshot, image, vector, ship_to, frozenset())
+        thresholds = snapshot.same_thresholds
         return select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
 
     def rank_similar(self, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
