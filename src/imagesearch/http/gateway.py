@@ -47,14 +47,15 @@ def parse_timestamp(value: str) -> float:
 
 async def collect(request: Request, body_limit: int) -> tuple[dict[str, str], dict[str, bytes]]:
     """All text parameters (query + body) and file parts, with the body capped at ``body_limit``."""
+    too_large = GatewayError("RequestEntityTooLarge", f"The request body is larger than the limit of {body_limit} bytes")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > body_limit:
-        raise GatewayError("RequestEntityTooLarge", f"The request body is larger than the limit of {body_limit} bytes")
+        raise too_large
     received = bytearray()
     async for chunk in request.stream():
         received.extend(chunk)
         if len(received) > body_limit:
-            raise GatewayError("RequestEntityTooLarge", f"The request body is larger than the limit of {body_limit} bytes")
+            raise too_large
     request._body = bytes(received)  # let the form parser read what was already received
     params: dict[str, str] = dict(request.query_params)
     files: dict[str, bytes] = {}

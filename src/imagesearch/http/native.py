@@ -113,6 +113,13 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
             return error_response("Unauthorized", "a valid admin token is required (Authorization: Bearer <token>)", 401, request)
         return None
 
+    async def read_upload(upload: UploadFile) -> bytes:
+        """The uploaded photo, reading at most one byte past the limit."""
+        data = await upload.read(settings.max_image_bytes + 1)
+        if len(data) > settings.max_image_bytes:
+            raise SearchError("ImageTooLarge", f"file is larger than {settings.max_image_bytes} bytes", "file")
+        return data
+
     async def write(request: Request, operation: Callable[..., ImportReport], *args: Any) -> ImportReport | JSONResponse:
         """Run a catalog write off the event loop; refusals become 422 (invalid) or 409 (busy)."""
         try:
@@ -134,10 +141,10 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
             fields = {key: value for key, value in form.items() if not isinstance(value, UploadFile)}
             upload = form.get("file")
             if isinstance(upload, UploadFile):
-                data = await upload.read(settings.max_image_bytes + 1)
-                if len(data) > settings.max_image_bytes:
-                    return error_response("ImageTooLarge", f"file is larger than {settings.max_image_bytes} bytes", 413, request, "file")
-                fields["image_base64"] = base64.b64encode(data).decode()
+                try:
+                    fields["image_base64"] = base64.b64encode(await read_upload(upload)).decode()
+                except SearchError as error:
+                    return error_response(error.code, error.message, _status(error.code), request, error.param)
         else:
             try:
                 fields = SearchRequest.model_validate_json(await request.body()).model_dump(exclude_none=True)
@@ -186,11 +193,8 @@ def build_native_router(engine: SearchEngine) -> APIRouter:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             return error_response("MissingImage", "send the query photo as a multipart part named file", 400, request, "file")
-        data = await upload.read(settings.max_image_bytes + 1)
-        if len(data) > settings.max_image_bytes:
-            return error_response("ImageTooLarge", f"file is larger than {settings.max_image_bytes} bytes", 413, request, "file")
         try:
-            _, vector = await run_in_threadpool(engine.embed_query, data)
+            _, vector = await run_in_threadpool(engine.embed_query, await read_upload(upload))
         except SearchError as error:
             return error_response(error.code, error.message, _status(error.code), request, error.param)
         ids, vectors = workspace.catalog.vectors(list(product.image_ids))
