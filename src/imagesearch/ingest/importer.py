@@ -28,6 +28,7 @@ from ..catalog.readers import Row, RowError, read_catalog_file
 from ..catalog.records import validate_record
 from ..catalog.store import Blob, CatalogWriter
 from ..errors import ImageSearchError, SearchError
+from ..index.faiss_index import FaissIndex
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
 from .sources import FetchError, fetch_all, is_url, resolve_local
@@ -166,8 +167,6 @@ def commit_changes(workspace: Workspace, change: Callable[[CatalogWriter], tuple
 
     ``change`` returns (image ids added, image ids removed).  Returns the new generation.
     """
-    embedder = workspace.embedder
-    embedder_label = f"{embedder.name} {embedder.version}"
     with workspace.catalog.writer() as writer:
         workspace.check_embedder(writer.get_meta(EMBEDDER_KEY))
         generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
@@ -177,12 +176,21 @@ def commit_changes(workspace: Workspace, change: Callable[[CatalogWriter], tuple
         index.remove(np.array(removed, dtype=np.int64))
         ids, vectors = writer.vectors_for(added)
         index.add(ids, vectors)
-        workspace.index_store.publish(index, generation + 1, embedder.name, embedder.version)
-        writer.set_meta(GENERATION_KEY, str(generation + 1))
-        writer.set_meta(EMBEDDER_KEY, embedder_label)
+        publish_generation(workspace, writer, index, generation + 1)
         writer.set_meta("last_write_at", str(time.time()))
     workspace.index_store.sweep(keep=generation + 1)
     return generation + 1
+
+
+def publish_generation(workspace: Workspace, writer: CatalogWriter, index: FaissIndex, generation: int) -> None:
+    """Write ``index`` as ``generation`` and record it, with its embedder, in ``writer``'s open transaction.
+
+    The index becomes current only when that transaction commits; the caller sweeps old generations after.
+    """
+    embedder = workspace.embedder
+    workspace.index_store.publish(index, generation, embedder.name, embedder.version)
+    writer.set_meta(GENERATION_KEY, str(generation))
+    writer.set_meta(EMBEDDER_KEY, f"{embedder.name} {embedder.version}")
 
 
 def import_file(

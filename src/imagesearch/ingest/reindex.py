@@ -21,6 +21,7 @@ from ..errors import SearchError
 from ..index.faiss_index import FaissIndex
 from ..vision.decode import decode_image, draft_side
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
+from .importer import publish_generation
 from .sources import fetch_all
 
 RE_EMBED_BATCH = 64
@@ -86,9 +87,7 @@ def reindex(workspace: Workspace, *, re_embed: bool = False, progress: bool = Fa
             index = FaissIndex(embedder.dim, workspace.index_store.settings)
             for ids, vectors in writer.iter_vectors():
                 index.add(ids, vectors)
-            workspace.index_store.publish(index, generation + 1, embedder.name, embedder.version)
-            writer.set_meta(GENERATION_KEY, str(generation + 1))
-            writer.set_meta(EMBEDDER_KEY, f"{embedder.name} {embedder.version}")
+            publish_generation(workspace, writer, index, generation + 1)
             report.vectors = len(index)
             report.index_kind = index.kind
         workspace.index_store.sweep(keep=generation + 1)
