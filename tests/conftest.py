@@ -86,8 +86,13 @@ def write_catalog(folder: Path, count: int, seed_offset: int = 0, extra_images_e
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
+def model_cache(request: pytest.FixtureRequest) -> Path:
+    """Exported ONNX models, kept across test sessions in pytest's cache folder.
+
+    Safe to keep: the model file names carry the weights' hash and the export
+    settings, so a changed model is exported again, never reused stale.
+    """
+    return Path(request.config.cache.mkdir("imagesearch-models"))
 
 
 @pytest.fixture
@@ -152,3 +157,24 @@ def running_server(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def cli(data_dir: Path, model_cache: Path, *args: str) -> Any:
+    """Run ``imagesearch`` in a subprocess; returns its JSON output."""
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache))
+    out = subprocess.run([sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), *args], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[dict[str, Any]]:
+    """One served catalog of 12 products (an app, a token, an admin token) for the HTTP tests."""
+    folder = tmp_path_factory.mktemp("served")
+    data_dir = folder / "data"
+    cli(data_dir, model_cache, "import", str(write_catalog(folder, 12)))
+    app = cli(data_dir, model_cache, "apps", "create", "test shop")
+    token = cli(data_dir, model_cache, "tokens", "create", app["app_key"])["access_token"]
+    extra = {"IMAGESEARCH_MAX_REQUEST_BYTES": "2000000", "IMAGESEARCH_MAX_IMAGE_BYTES": "1000000", "IMAGESEARCH_ADMIN_TOKEN": "admin-secret"}
+    with running_server(data_dir, model_cache, extra) as (base, port):
+        yield {"base": base, "port": port, "app_key": app["app_key"], "secret": app["secret"], "token": token, "data_dir": data_dir,
+               "model_cache": model_cache}

@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from imagesearch.errors import ImageError
+from imagesearch.errors import RequestError
 from imagesearch.vision.decode import DecodeLimits, decode_image, thumbnail_jpeg
 
 
@@ -50,7 +50,7 @@ def test_exif_orientation_is_applied() -> None:
 
 
 def test_too_many_bytes_is_refused_before_decoding() -> None:
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(b"x" * 101, DecodeLimits(max_bytes=100))
     assert error.value.code == "ImageTooLarge"
 
@@ -65,41 +65,41 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 def test_decompression_bomb_is_refused_without_decoding() -> None:
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(_png_header_only(50_000, 50_000))
     assert error.value.code in ("ImageTooManyPixels", "InvalidImage")
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(_png_header_only(8000, 8000), DecodeLimits(max_pixels=1_000_000))
     assert error.value.code == "ImageTooManyPixels"
 
 
 def test_not_an_image() -> None:
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(b"%PDF-1.4 definitely not a picture")
     assert error.value.code == "InvalidImage"
 
 
 def test_empty() -> None:
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(b"")
     assert error.value.code == "EmptyImage"
 
 
 def test_truncated_image() -> None:
     data = encode(Image.new("RGB", (200, 200), (1, 2, 3)), "PNG")
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(data[: len(data) // 2])
     assert error.value.code == "InvalidImage"
 
 
 def test_unsupported_format() -> None:
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(encode(Image.new("RGB", (20, 20)), "TIFF"))
     assert error.value.code == "UnsupportedImageFormat"
 
 
 def test_too_small() -> None:
-    with pytest.raises(ImageError) as error:
+    with pytest.raises(RequestError) as error:
         decode_image(encode(Image.new("RGB", (4, 40)), "PNG"))
     assert error.value.code == "ImageTooSmall"
 

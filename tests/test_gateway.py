@@ -10,40 +10,19 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from conftest import jpeg_bytes, running_server, write_catalog
+from conftest import cli, jpeg_bytes
 
 from imagesearch.http.signing import canonical, signature
 from imagesearch.vision.synthetic import product_image
 
 aliexpress_sdk = pytest.importorskip("aliexpress_api.skd")
 from aliexpress_api.skd.api.base import RestApi, TopException  # noqa: E402
-
-
-def cli(data_dir: Path, model_cache: Path, *args: str) -> Any:
-    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache))
-    out = subprocess.run([sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), *args], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[dict[str, Any]]:
-    folder = tmp_path_factory.mktemp("gateway")
-    data_dir = folder / "data"
-    cli(data_dir, model_cache, "import", str(write_catalog(folder, 12)))
-    app = cli(data_dir, model_cache, "apps", "create", "test shop")
-    token = cli(data_dir, model_cache, "tokens", "create", app["app_key"])["access_token"]
-    extra = {"IMAGESEARCH_MAX_REQUEST_BYTES": "2000000", "IMAGESEARCH_MAX_IMAGE_BYTES": "1000000", "IMAGESEARCH_ADMIN_TOKEN": "admin-secret"}
-    with running_server(data_dir, model_cache, extra) as (base, port):
-        yield {"base": base, "port": port, "app_key": app["app_key"], "secret": app["secret"], "token": token, "data_dir": data_dir}
 
 
 class SearchV2(RestApi):
@@ -142,9 +121,47 @@ def test_get_with_query_string_and_legacy_timestamp(server: dict[str, Any]) -> N
 
 
 def error_of(server: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """The TOP-shape error, after checking the IOP shape (top-level keys) in the same body says the same."""
     response = httpx.post(f"{server['base']}/sync", data=params, timeout=30)
     assert response.status_code == 200
-    return response.json()["error_response"]
+    body = response.json()
+    top = body["error_response"]
+    assert (body["code"], body["type"], body["message"], body["request_id"]) == (top["code"], top["type"], top["msg"], top["request_id"])
+    assert body["request_id"] == response.headers["X-Request-Id"]
+    return top
+
+
+class IopStyleClient:
+    """A client that behaves as the official IOP Python SDK does (iop/base.py).
+
+    Every parameter (system, business and ``sign``) goes in the form body of a
+    POST, signed with HMAC-SHA256; the answer is read from the top-level
+    ``code``, ``type``, ``message`` and ``request_id`` only (``code`` "0" or
+    absent means success), never from ``error_response``.
+    """
+
+    def __init__(self, base: str, app_key: str, secret: str) -> None:
+        self.url, self.app_key, self.secret = f"{base}/sync", app_key, secret
+
+    def execute(self, method: str, params: dict[str, str]) -> dict[str, Any]:
+        system = {"app_key": self.app_key, "sign_method": "sha256", "timestamp": str(int(time.time() * 1000)),
+                  "partner_id": "iop-sdk-python-20220609", "method": method, "simplify": "false", "format": "json"}
+        everything = {**system, **params}
+        everything["sign"] = signature(everything, self.secret, "sha256")
+        body = httpx.post(self.url, data=everything, timeout=30).json()
+        return {"type": body.get("type"), "code": body.get("code", "0"), "message": body.get("message"),
+                "request_id": body.get("request_id"), "body": body}
+
+
+def test_iop_sdk_style_client_sees_gateway_errors(server: dict[str, Any]) -> None:
+    wrong = IopStyleClient(server["base"], server["app_key"], "0" * 32)
+    response = wrong.execute("aliexpress.ds.image.searchV2", {"param0": json.dumps({"image_base64": image_b64(1)})})
+    assert response["code"] == "IncompleteSignature" and response["type"] == "ISV"
+    assert response["message"] and response["request_id"]
+    assert response["body"]["error_response"]["code"] == "IncompleteSignature"  # the TOP SDK's key, in the same body
+    right = IopStyleClient(server["base"], server["app_key"], server["secret"])
+    ok = right.execute("aliexpress.ds.image.searchV2", {"param0": json.dumps({"image_base64": image_b64(3), "page_size": 2})})
+    assert ok["code"] == "0" and ok["body"]["aliexpress_ds_image_searchV2_response"]["result"]["data"]["products"][0]["product_id"] == "p003"
 
 
 def test_missing_parameter(server: dict[str, Any]) -> None:
@@ -211,10 +228,12 @@ def test_thumbnails_and_request_ids(server: dict[str, Any]) -> None:
     response = httpx.post(f"{server['base']}/sync", data=params, timeout=30)
     assert response.headers["X-Request-Id"] == response.json()["aliexpress_ds_image_searchV2_response"]["request_id"]
     url = response.json()["aliexpress_ds_image_searchV2_response"]["result"]["data"]["products"][0]["image_url"]
-    path = url.split("127.0.0.1:8000", 1)[1]
-    thumb = httpx.get(server["base"] + path, timeout=10)
+    assert url.startswith(f"{server['base']}/thumbnails/")  # the address actually served, not a default port
+    thumb = httpx.get(url, timeout=10)
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg" and "immutable" in thumb.headers["cache-control"]
-    assert httpx.get(server["base"] + "/thumbnails/999999.jpg", timeout=10).status_code == 404
+    for missing in ("999999", "9223372036854775808", "abc", "%D9%A1"):
+        gone = httpx.get(f"{server['base']}/thumbnails/{missing}.jpg", timeout=10)
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "NotFound", missing
 
 
 def test_rate_limit_reached_and_recovered(server: dict[str, Any], model_cache: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagesearch.errors import SearchError
+from imagesearch.errors import RequestError
 from imagesearch.i18n import normalize_language, parse_country, parse_language, pick_text
 
 
@@ -22,7 +22,7 @@ def test_unknown_language(tag: str) -> None:
 
 
 def test_parse_language_error_names_parameter() -> None:
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         parse_language("klingon")
     assert error.value.code == "InvalidLanguage"
     assert "lang" in error.value.message
@@ -45,6 +45,6 @@ def test_countries(code: str, expected: str) -> None:
 
 @pytest.mark.parametrize("code", ["XX", "EU", "USA", "1", ""])
 def test_invalid_country(code: str) -> None:
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         parse_country(code)
     assert error.value.code == "InvalidShipTo"

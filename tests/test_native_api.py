@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import jpeg_bytes, product_record
-from test_gateway import server  # noqa: F401  (the shared server fixture)
+import pytest
+from conftest import cli, jpeg_bytes, product_record, running_server, write_catalog
 
 from imagesearch.vision.synthetic import product_image
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 
 
-def test_search_with_a_file_upload(server: dict[str, Any]) -> None:  # noqa: F811
+def test_search_with_a_file_upload(server: dict[str, Any]) -> None:
     files = {"file": ("q.jpg", jpeg_bytes(product_image(4)), "image/jpeg")}
     body = httpx.post(f"{server['base']}/v1/search", files=files, data={"currency": "EUR", "page_size": "3"}, timeout=30).json()
     top = body["products"][0]
     assert top["product_id"] == "p004" and isinstance(top["score"], float) and top["score"] > 0.99
     assert top["price"]["currency"] == "EUR" and "." in top["price"]["sale"]
-    assert body["page"] == {"number": 1, "size": 3, "count": -(-body["total_count"] // 3), "has_next": True}
+    assert body["page"] == {"number": 1, "size": 3, "count": 3, "pages": -(-body["total_count"] // 3), "has_next": True}
+    assert top["matched_thumbnail_url"].startswith(server["base"]) and top["image_url"].startswith(server["base"])
     assert body["request_id"] and body["next_start_row_key"]
 
 
-def test_search_with_json_base64_and_cursor(server: dict[str, Any]) -> None:  # noqa: F811
+def test_search_with_json_base64_and_cursor(server: dict[str, Any]) -> None:
     image = base64.b64encode(jpeg_bytes(product_image(2))).decode()
     first = httpx.post(f"{server['base']}/v1/search", json={"image_base64": image, "page_size": 2, "currency": "JPY"}, timeout=30).json()
     assert first["products"][0]["product_id"] == "p002" and first["products"][0]["price"]["sale"] == "174"
@@ -34,23 +38,83 @@ def test_search_with_json_base64_and_cursor(server: dict[str, Any]) -> None:  # 
     assert second["page"]["number"] == 2 and not {p["product_id"] for p in second["products"]} & {p["product_id"] for p in first["products"]}
 
 
-def test_errors_are_readable_json(server: dict[str, Any]) -> None:  # noqa: F811
+def test_errors_are_readable_json(server: dict[str, Any]) -> None:
     response = httpx.post(f"{server['base']}/v1/search", json={"image_base64": base64.b64encode(b"not an image").decode()}, timeout=30)
     assert response.status_code == 400 and response.json()["error"]["code"] == "InvalidImage"
     response = httpx.post(f"{server['base']}/v1/search", json={"image_url": f"{server['base']}/thumbnails/1.jpg"}, timeout=30)
     assert response.status_code == 400 and response.json()["error"]["code"] == "ImageUrlForbidden"
     response = httpx.post(f"{server['base']}/v1/search", content=b"[1, 2", headers={"content-type": "application/json"}, timeout=30)
     assert response.status_code == 400 and response.json()["error"]["code"] == "InvalidRequest"
+    response = httpx.post(f"{server['base']}/v1/search", content=b"[" * 100_000, headers={"content-type": "application/json"}, timeout=30)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "InvalidRequest"
 
 
-def test_product_view(server: dict[str, Any]) -> None:  # noqa: F811
+def v1_error(server: dict[str, Any], **request: Any) -> tuple[int, dict[str, Any]]:
+    response = httpx.post(f"{server['base']}/v1/search", timeout=30, **request)
+    assert response.headers["content-type"] == "application/json"
+    return response.status_code, response.json()["error"]
+
+
+def test_json_bodies_are_validated_like_every_entry_point(server: dict[str, Any]) -> None:
+    image = base64.b64encode(jpeg_bytes(product_image(1))).decode()
+    status, error = v1_error(server, json={"image_base64": image, "page_size": 0})
+    assert (status, error["code"], error["param"]) == (400, "InvalidPageSize", "page_size")
+    assert "pydantic" not in error["message"] and "page_size must be a whole number from 1 to 50" in error["message"]
+    status, error = v1_error(server, json={"image_base64": image, "sort": "price"})
+    assert (status, error["code"], error["param"]) == (400, "UnknownParameter", "sort") and "sort_type" in error["message"]
+    status, error = v1_error(server, json={"image_base64": image, "image_url": "https://shop.example/a.jpg"})
+    assert error["code"] == "AmbiguousImage"
+    status, error = v1_error(server, files={"file": ("q.jpg", b"", "image/jpeg")})
+    assert (status, error["code"], error["param"]) == (400, "EmptyImage", "file")
+    status, error = v1_error(server, json={"image_base64": ""})
+    assert error["code"] == "EmptyImage"
+    status, error = v1_error(server, json={})
+    assert error["code"] == "MissingImage" and "file or image_base64 or image_url" in error["message"]
+    status, error = v1_error(server, files={"file": ("q.jpg", b"\xff" * 1_000_001, "image/jpeg")})
+    assert (status, error["code"]) == (413, "ImageTooLarge") and "976.6 KiB" in error["message"]
+    status, error = v1_error(server, content=b"x" * 2_000_001, headers={"content-type": "application/json"})
+    assert (status, error["code"]) == (413, "RequestEntityTooLarge")
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [({"page_size": "0"}, "InvalidPageSize"), ({"currency": "DOLLAR"}, "InvalidCurrency"), ({"sort_type": "cheap"}, "InvalidSortType"),
+     ({"lang": "klingon"}, "InvalidLanguage"), ({"ship_to": "XX"}, "InvalidShipTo"), ({"colour": "red"}, "UnknownParameter")],
+)
+def test_same_mistake_same_answer_on_every_entry_point(server: dict[str, Any], options: dict[str, str], code: str, tmp_path: Path) -> None:
+    """/sync (param0), /v1 JSON, /v1 multipart and the CLI answer a bad value with one code and one message."""
+    from test_gateway import signed
+
+    photo = jpeg_bytes(product_image(2))
+    image = base64.b64encode(photo).decode()
+    sync = httpx.post(f"{server['base']}/sync", data=signed(server, param0=json.dumps({"image_base64": image, **options})), timeout=30).json()
+    answers = {"sync": (sync["aliexpress_ds_image_searchV2_response"]["result"]["code"],
+                        sync["aliexpress_ds_image_searchV2_response"]["result"]["messages"])}
+    error = v1_error(server, json={"image_base64": image, **options})[1]
+    answers["json"] = (error["code"], error["message"])
+    error = v1_error(server, files={"file": ("q.jpg", photo, "image/jpeg")}, data=options)[1]
+    answers["multipart"] = (error["code"], error["message"])
+    if code not in ("UnknownParameter", "InvalidSortType"):  # the CLI's flags are its own; click checks --sort
+        (tmp_path / "q.jpg").write_bytes(photo)
+        flags = [arg for name, value in options.items() for arg in (f"--{name.replace('_', '-').replace('sort-type', 'sort')}", value)]
+        run = subprocess.run([sys.executable, "-m", "imagesearch.cli", "--data-dir", str(server["data_dir"]), "search", str(tmp_path / "q.jpg"), *flags],
+                             capture_output=True, text=True, env=dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(server["model_cache"])))
+        assert run.returncode == 1, run.stderr
+        result = json.loads(run.stdout)["aliexpress_ds_image_searchV2_response"]["result"]
+        answers["cli"] = (result["code"], result["messages"])
+    assert {answer[0] for answer in answers.values()} == {code}, answers
+    # The message is the same; an unknown name's list of known ones is each entry point's own.
+    assert len({answer[1].split("; known:")[0] for answer in answers.values()}) == 1, answers
+
+
+def test_product_view(server: dict[str, Any]) -> None:
     body = httpx.get(f"{server['base']}/v1/products/p000", timeout=10).json()
     assert body["titles"]["fr"] == "Produit 0" and len(body["images"]) == 2
     assert body["category_names"]["first_level"]["fr"] == "Maison et jardin"
     assert httpx.get(f"{server['base']}/v1/products/nope", timeout=10).status_code == 404
 
 
-def test_live_catalog_changes_need_the_admin_token(server: dict[str, Any]) -> None:  # noqa: F811
+def test_live_catalog_changes_need_the_admin_token(server: dict[str, Any]) -> None:
     record = product_record(40, [f"{server['base']}/thumbnails/1.jpg"])
     assert httpx.put(f"{server['base']}/v1/products/p040", json=record, timeout=30).status_code == 401
     created = httpx.put(f"{server['base']}/v1/products/p040", json=record, headers=ADMIN, timeout=60)
@@ -63,7 +127,7 @@ def test_live_catalog_changes_need_the_admin_token(server: dict[str, Any]) -> No
     assert httpx.delete(f"{server['base']}/v1/products/p040", headers=ADMIN, timeout=30).status_code == 404
 
 
-def test_metrics_health_and_docs(server: dict[str, Any]) -> None:  # noqa: F811
+def test_metrics_health_and_docs(server: dict[str, Any]) -> None:
     httpx.post(f"{server['base']}/v1/search", json={}, timeout=30)
     metrics = httpx.get(f"{server['base']}/metrics", timeout=10).text
     assert "imagesearch_requests_total" in metrics and "imagesearch_request_seconds_bucket" in metrics
@@ -74,7 +138,7 @@ def test_metrics_health_and_docs(server: dict[str, Any]) -> None:  # noqa: F811
     assert httpx.get(f"{server['base']}/docs-assets/swagger-ui-bundle.js", timeout=10).status_code == 200
 
 
-def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:  # noqa: F811
+def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:
     overview = httpx.get(f"{server['base']}/v1/catalog", timeout=10).json()
     assert overview["products"] >= 11 and overview["index"]["kind"] == "flat" and "USD" in overview["rates"]["currencies"]
     files = {"file": ("q.jpg", jpeg_bytes(product_image(10_000)), "image/jpeg")}  # p000's second image
@@ -87,9 +151,6 @@ def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:  
 
 def test_two_workers(tmp_path: Path, model_cache: Path) -> None:
     """Two server processes both answer, and both see a catalog change."""
-    from conftest import running_server, write_catalog
-    from test_gateway import cli
-
     cli(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 6)))
     files = {"file": ("q.jpg", jpeg_bytes(product_image(3)), "image/jpeg")}
     with running_server(tmp_path / "data", model_cache, workers=2) as (base, _):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from imagesearch.errors import SearchError
+from imagesearch.errors import RequestError
 from imagesearch.pricing.rates import packaged_rates
 from imagesearch.search.params import parse_params
 
@@ -22,7 +22,7 @@ def parse(**fields: Any):  # type: ignore[no-untyped-def]
 
 
 def error_code(**fields: Any) -> str:
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         parse_params(fields, packaged_rates(), "USD", 1_000)
     return error.value.code
 
@@ -77,7 +77,7 @@ def test_each_mistake_has_its_code(fields: dict[str, Any], code: str) -> None:
 
 
 def test_error_message_names_parameter_and_allowed_values() -> None:
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         parse(sort_type="cheapest")
     assert error.value.param == "sort_type"
     assert "best, price, orders" in error.value.message

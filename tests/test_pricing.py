@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagesearch.errors import SearchError
+from imagesearch.errors import RequestError
 from imagesearch.pricing.money import convert, discount_percent, minor_digits, minor_units, parse_currency
 from imagesearch.pricing.rates import RatesError, RatesTable, load_rates, packaged_rates, parse_rates, save_rates
 
@@ -64,18 +64,18 @@ def test_round_trip_stays_within_one_cent(amount: Decimal) -> None:
 
 @pytest.mark.parametrize(
     ("sale", "original", "expected"),
-    [("0.99", "7.95", "87"), ("1.11", "11.48", "90"), ("10", "10", "0"), ("12", "10", "0"), ("5", None, "0"), ("9.99", "10", "0")],
+    [("0.99", "7.95", 87), ("1.11", "11.48", 90), ("10", "10", 0), ("12", "10", 0), ("5", None, 0), ("9.99", "10", 0)],
 )
-def test_discount_is_floored(sale: str, original: str | None, expected: str) -> None:
+def test_discount_is_floored(sale: str, original: str | None, expected: int) -> None:
     assert discount_percent(Decimal(sale), Decimal(original) if original else None) == expected
 
 
 def test_currency_codes() -> None:
     assert parse_currency("usd", RATES) == "USD"
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         parse_currency("DOLLARS", RATES)
     assert error.value.code == "InvalidCurrency"
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         parse_currency("CHF", RATES)  # real currency, no rate in this table
     assert error.value.code == "UnsupportedCurrency"
 

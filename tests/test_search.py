@@ -13,26 +13,30 @@ import pytest
 from conftest import CATALOG_SIZE, jpeg_bytes
 from PIL import Image, ImageEnhance, ImageOps
 
-from imagesearch.errors import SearchError
+from imagesearch.errors import RequestError
 from imagesearch.evaluation.transforms import TRANSFORMS
 from imagesearch.pricing.money import convert, minor_units
 from imagesearch.search.engine import SearchEngine
-from imagesearch.search.params import parse_params
+from imagesearch.search.params import SearchParams, parse_params
+from imagesearch.search.presentation import present_page
 from imagesearch.search.ranking import SameThresholds
 from imagesearch.search.searchv2 import render
 from imagesearch.vision.synthetic import product_image
 
 
+def rendered(engine: SearchEngine, params: SearchParams) -> dict[str, Any]:
+    page = engine.search(params)
+    return render(page, present_page(page, "en", "http://127.0.0.1:8000")).model_dump()
+
+
 def search(engine: SearchEngine, image: Image.Image | bytes, **fields: Any) -> dict[str, Any]:
     data = image if isinstance(image, bytes) else jpeg_bytes(image)
     param0 = {"image_base64": base64.b64encode(data).decode(), **fields}
-    params = parse_params(param0, engine.rates(), "USD", 10_000_000)
-    return render(engine.search(params), "en", "http://127.0.0.1:8000").model_dump()
+    return rendered(engine, parse_params(param0, engine.rates(), "USD", 10_000_000))
 
 
 def cursor(engine: SearchEngine, key: str, **fields: Any) -> dict[str, Any]:
-    params = parse_params({"start_row_key": key, **fields}, engine.rates(), "USD", 10_000_000)
-    return render(engine.search(params), "en", "http://127.0.0.1:8000").model_dump()
+    return rendered(engine, parse_params({"start_row_key": key, **fields}, engine.rates(), "USD", 10_000_000))
 
 
 def ids(result: dict[str, Any]) -> list[str]:
@@ -206,7 +210,7 @@ def test_explicit_page_no(engine: SearchEngine) -> None:
 
 
 def test_expired_or_unknown_cursor(engine: SearchEngine) -> None:
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         cursor(engine, "0" * 32 + ":2")
     assert error.value.code == "ExpiredStartRowKey"
 
@@ -216,7 +220,7 @@ def test_expired_or_unknown_cursor(engine: SearchEngine) -> None:
     [(b"GIF89a broken", "InvalidImage"), (b"hello world", "InvalidImage")],
 )
 def test_bad_query_images(engine: SearchEngine, data: bytes, code: str) -> None:
-    with pytest.raises(SearchError) as error:
+    with pytest.raises(RequestError) as error:
         search(engine, data)
     assert error.value.code == code
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import sys
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .config import ConfigError, Settings, load_settings
-from .errors import ImageSearchError, SearchError
+from .errors import ImageSearchError, RequestError
 from .ingest.importer import ImportRejected, delete_products, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
@@ -22,6 +21,11 @@ if TYPE_CHECKING:
     import socket
 
     from .access.store import AccessStore
+
+
+#: Where ``serve`` listens by default; also the base of thumbnail URLs the CLI prints (unless ``public_url`` is set).
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+DEFAULT_BASE_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 
 def _echo_json(document: Any) -> None:
@@ -42,7 +46,7 @@ class _Group(click.Group):
         except ImportRejected as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
-        except SearchError as exc:
+        except RequestError as exc:
             click.echo(f"error [{exc.code}]: {exc.message}", err=True)
             sys.exit(1)
         except (ImageSearchError, ConfigError, RatesError) as exc:
@@ -136,16 +140,17 @@ def delete_command(ctx: click.Context, product_ids: tuple[str, ...]) -> None:
 def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
     """Search the catalog with IMAGE; prints the searchV2 JSON response."""
     from .search.engine import SearchEngine
+    from .search.presentation import present_page
     from .search.searchv2 import render, render_error
 
     workspace = _workspace(ctx)
     settings = workspace.settings
     engine = SearchEngine(workspace)
     param0 = {key: value for key, value in options.items() if value is not None}
-    param0["image_base64"] = base64.b64encode(image.read_bytes()).decode()
     try:
-        result: Any = render(engine.search_request(param0), settings.default_lang, settings.public_url)
-    except SearchError as exc:
+        page = engine.search_request(param0, image=image.read_bytes(), image_param="PHOTO")
+        result: Any = render(page, present_page(page, settings.default_lang, settings.public_url or DEFAULT_BASE_URL))
+    except RequestError as exc:
         _echo_json({"aliexpress_ds_image_searchV2_response": {"result": render_error(exc).model_dump()}})
         sys.exit(1)
     _echo_json({"aliexpress_ds_image_searchV2_response": {"result": result.model_dump()}})
@@ -176,8 +181,8 @@ def calibrate_command(ctx: click.Context, samples: int, max_fp: float, dry_run: 
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Server processes sharing the data directory.")
 @click.pass_context
 def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> None:
@@ -232,8 +237,8 @@ def _listening_socket(host: str, port: int) -> "socket.socket":
 
 @main.command("demo")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), help="A folder of product photos (class subfolders become categories).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--no-serve", is_flag=True, help="Build the catalog and the app key, print the examples, and exit.")
 @click.pass_context

@@ -82,8 +82,9 @@ class Settings:
     admin_token: str = ""
     #: Let /v1/search fetch image_url from private, loopback and link-local addresses.
     allow_private_image_urls: bool = False
-    #: Base URL used in image_url for catalog images that are local files.
-    public_url: str = "http://127.0.0.1:8000"
+    #: Base URL of image_url for catalog images that are local files (our thumbnails). Empty: the
+    #: address each request reached (host and port served); set it behind a proxy or CDN.
+    public_url: str = ""
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None ``overrides`` applied (for CLI options)."""
@@ -146,5 +147,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"index_kind must be auto, flat or hnsw, not {settings.index_kind!r}")
     if not 1 <= settings.similar_cap <= 10_000:
         raise ConfigError("similar_cap must be between 1 and 10000")
+    if settings.public_url and not settings.public_url.lower().startswith(("http://", "https://")):
+        raise ConfigError(f"public_url must start with http:// or https://, not {settings.public_url!r}")
     if settings.result_ttl_seconds < 600:
         raise ConfigError("result_ttl_seconds must be at least 600: cursors are promised for 10 minutes")

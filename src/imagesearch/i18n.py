@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import pycountry
 from babel import Locale, UnknownLocaleError
 
-from .errors import SearchError
+from .errors import ErrorCode, RequestError
 
 #: AliExpress accepts UK for the United Kingdom; ISO 3166 says GB.
 COUNTRY_ALIASES = {"UK": "GB"}
@@ -37,11 +37,7 @@ def parse_language(tag: str, param: str = "lang") -> str:
     """Normalise a requested language or raise ``InvalidLanguage``."""
     normalized = normalize_language(tag)
     if normalized is None:
-        raise SearchError(
-            "InvalidLanguage",
-            f"{param} {tag!r} is not a known language; use a code like en, fr, pt_BR or pt-BR",
-            param,
-        )
+        raise RequestError(ErrorCode.InvalidLanguage, param, value=tag)
     return normalized
 
 
@@ -78,9 +74,8 @@ def normalize_country(code: str) -> str | None:
 
 
 def parse_country(code: str, param: str = "ship_to") -> str:
-    """Normalise a country or raise ``InvalidShipTo`` (or ``Invalid<Param>``)."""
+    """Normalise a country or raise ``InvalidShipTo``."""
     normalized = normalize_country(code)
     if normalized is None:
-        error = "InvalidShipTo" if param == "ship_to" else "InvalidCountry"
-        raise SearchError(error, f"{param} {code!r} is not an ISO 3166-1 alpha-2 country code (e.g. US, FR, GB)", param)
+        raise RequestError(ErrorCode.InvalidShipTo, param, value=code)
     return normalized

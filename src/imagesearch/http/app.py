@@ -1,7 +1,10 @@
-"""The ASGI application: the gateway at ``/sync``, thumbnails, ``/healthz``.
+"""The ASGI application: the gateway at ``/sync``, the JSON API at ``/v1``, the page, docs and thumbnails.
 
 Every response carries ``X-Request-Id``, and every request leaves one
-structured (JSON) access-log line, without image bytes or secrets.
+structured (JSON) access-log line, without image bytes or secrets.  Metrics
+labels come only from a fixed set (route templates, known API names, error
+codes), never from raw client input.  Refusals are :class:`RequestError`
+exceptions mapped here, once, to ``/v1``'s error shape with the code's status.
 """
 
 from __future__ import annotations
@@ -11,26 +14,33 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..access.store import AccessStore
 from ..config import Settings, load_settings
+from ..errors import ErrorCode, RequestError
 from ..search.engine import SearchEngine
 from ..workspace import Workspace
-from .gateway import build_router
-from .native import build_native_router
+from .gateway import Gateway, build_router
+from .native import NativeApi, build_native_router
 from .ratelimit import RateLimiter
 
 access_log = logging.getLogger("imagesearch.access")
 STATIC = Path(__file__).parent / "static"
+#: Swagger UI 5 (reads OpenAPI 3.1) as packaged by fastapi-offline: /docs works without a CDN.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 
 REQUESTS = Counter("imagesearch_requests_total", "HTTP requests", ["api", "outcome"])
 LATENCY = Histogram(
@@ -38,6 +48,77 @@ LATENCY = Histogram(
 )
 EMBED = Histogram("imagesearch_embed_seconds", "Query decode + embed time", buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25))
 RANK = Histogram("imagesearch_rank_seconds", "kNN + ranking time", buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1))
+OUTCOMES = frozenset(code.value for code in ErrorCode) | {"ok"}
+
+
+def error_json(error: RequestError, request_id: str) -> JSONResponse:
+    """``/v1``'s error shape, with the code's HTTP status."""
+    body = {"error": {"code": error.code.value, "message": error.message, "param": error.param}, "request_id": request_id}
+    return JSONResponse(body, status_code=error.status)
+
+
+class AccessLog:
+    """Pure ASGI middleware: request id, one access-log line, metrics, and a JSON 500 for any bug.
+
+    Pure ASGI rather than ``@app.middleware``: it adds no task or stream copy
+    per request, which matters on the search path.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        request_id = state["request_id"] = uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            access_log.exception("request %s failed", request_id)
+            state["outcome"] = ErrorCode.InternalError.value
+            if not response_started:
+                await error_json(RequestError(ErrorCode.InternalError, request_id=request_id), request_id)(scope, receive, send_with_id)
+        self._record(scope, state, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _record(scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "other"
+        api = state.get("api") or path
+        outcome = state.get("outcome") or str(status)
+        outcome = outcome if outcome in OUTCOMES or outcome.isdigit() else "other"
+        if path != "/thumbnails/{image_id}.jpg":
+            REQUESTS.labels(api, outcome).inc()
+            LATENCY.labels(api, outcome).observe(seconds)
+        timings = state.get("timings") or {}
+        if "embed_ms" in timings:
+            EMBED.observe(timings["embed_ms"] / 1000)
+            RANK.observe(timings.get("rank_ms", 0.0) / 1000)
+        access_log.info(json.dumps({
+            "request_id": state["request_id"],
+            "method": scope["method"],
+            "path": scope["path"][:200],
+            "status": status,
+            "ms": round(seconds * 1000, 1),
+            "api": api,
+            "app_key": state.get("app_key", ""),
+            "outcome": outcome,
+        }))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -46,46 +127,50 @@ def create_app(settings: Settings) -> FastAPI:
     engine = SearchEngine(workspace)
     access = AccessStore(workspace.catalog.engine)
     limiter = RateLimiter(share=1.0 / max(1, settings.workers))
-    app = FastAPI(title="imagesearch", version=__version__, docs_url=None, redoc_url=None)
-    app.include_router(build_router(engine, access, limiter, settings.timestamp_window_seconds, settings.max_request_bytes))
-    app.include_router(build_native_router(engine))
+    app = FastAPI(
+        title="imagesearch",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        description="Visual product search over your own catalog. The AliExpress gateway is at /sync; this is the JSON API.",
+    )
 
-    @app.middleware("http")
-    async def request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers.setdefault("X-Request-Id", request.state.request_id)
-        seconds = time.perf_counter() - started
-        api = getattr(request.state, "api", "") or request.url.path.split("/thumbnails/")[0] or "/"
-        outcome = getattr(request.state, "outcome", "") or str(response.status_code)
-        if not request.url.path.startswith("/thumbnails/"):
-            REQUESTS.labels(api, outcome).inc()
-            LATENCY.labels(api, outcome).observe(seconds)
-        timings = getattr(request.state, "timings", None) or {}
-        if "embed_ms" in timings:
-            EMBED.observe(timings["embed_ms"] / 1000)
-            RANK.observe(timings.get("rank_ms", 0.0) / 1000)
-        access_log.info(json.dumps({
-            "request_id": request.state.request_id,
-            "method": request.method,
-            "path": request.url.path,
-            "status": response.status_code,
-            "ms": round(seconds * 1000, 1),
-            "api": api,
-            "app_key": getattr(request.state, "app_key", ""),
-            "outcome": outcome,
-        }))
+    def public_url(request: Request) -> str:
+        """Where our thumbnails are served: the setting, else the address this request reached."""
+        return settings.public_url or str(request.base_url).rstrip("/")
+
+    app.include_router(build_router(Gateway(engine, access, limiter), public_url))
+    app.include_router(build_native_router(NativeApi(engine), public_url))
+
+    def request_id(request: Request) -> str:
+        return str(request.scope.get("state", {}).get("request_id", ""))
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, error: RequestError) -> JSONResponse:
+        request.state.outcome = error.code.value
+        return error_json(error, request_id(request))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        code = {404: ErrorCode.NotFound, 405: ErrorCode.MethodNotAllowed}.get(error.status_code, ErrorCode.InvalidRequest)
+        reason = f"{request.method} {request.url.path[:200]}: {error.detail}"
+        response = error_json(RequestError(code, reason=reason), request_id(request))
+        response.headers.update(error.headers or {})
         return response
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, object]:
-        snapshot = engine.snapshot()
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        return error_json(RequestError(ErrorCode.InvalidRequest, where, reason=f"{where} is not valid here"), request_id(request))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, object]:
+        snapshot = await run_in_threadpool(engine.snapshot)
         return {"status": "ok", "generation": snapshot.generation, "vectors": len(snapshot.index)}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    # The API docs page from a packaged Swagger UI, so /docs works offline (FastAPI's default uses a CDN).
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
@@ -94,25 +179,30 @@ def create_app(settings: Settings) -> FastAPI:
             title="imagesearch API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            swagger_favicon_url="/static/favicon.svg",
         )
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/thumbnails/{image_id}.jpg")
-    def thumbnail(image_id: int) -> Response:
-        """A stored 256 px thumbnail; an image id never changes content, so it is cached for long."""
-        data = workspace.catalog.thumbnails([image_id]).get(image_id)
-        if data is None:
-            return JSONResponse({"error": "NotFound", "message": f"no image {image_id}"}, status_code=404)
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    @app.get("/thumbnails/{image_id}.jpg", summary="A catalog image's stored 256 px thumbnail")
+    async def thumbnail(image_id: str) -> Response:
+        """An image id never changes content, so thumbnails are cached for long."""
+        data = await run_in_threadpool(workspace.catalog.thumbnails, [int(image_id)]) if image_id.isascii() and image_id.isdigit() and len(image_id) <= 18 else {}
+        if not data:
+            raise RequestError(ErrorCode.NotFound, reason=f"no image {image_id[:32]}")
+        return Response(next(iter(data.values())), media_type="image/jpeg", headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
+    app.add_middleware(AccessLog)
     return app
 
 

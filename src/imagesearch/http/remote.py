@@ -14,7 +14,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from ..errors import SearchError
+from ..errors import ErrorCode, RequestError
+from ..vision.decode import check_size
 
 MAX_REDIRECTS = 3
 
@@ -22,22 +23,22 @@ MAX_REDIRECTS = 3
 def _check_host(url: str, allow_private: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SearchError("InvalidImageUrl", "image_url must be an absolute http(s) URL", "image_url")
+        raise RequestError(ErrorCode.InvalidImageUrl, "image_url")
     if allow_private:
         return
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise SearchError("ImageUrlUnreachable", f"image_url host {parts.hostname} cannot be resolved", "image_url") from None
+        raise RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason="its host name cannot be resolved") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
                 or address.is_reserved or address.is_unspecified):
-            raise SearchError("ImageUrlForbidden", f"image_url points to a non-public address ({address}); refused", "image_url")
+            raise RequestError(ErrorCode.ImageUrlForbidden, "image_url")
 
 
 def fetch_image(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
-    """The bytes at ``url``, or a SearchError saying why not."""
+    """The bytes at ``url``, or a :class:`RequestError` saying why not."""
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
             for _ in range(MAX_REDIRECTS + 1):
@@ -47,13 +48,12 @@ def fetch_image(url: str, max_bytes: int, timeout: float, allow_private: bool) -
                         url = urljoin(url, response.headers["location"])
                         continue
                     if response.status_code != 200:
-                        raise SearchError("ImageUrlUnreachable", f"image_url answered HTTP {response.status_code}", "image_url")
+                        raise RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason=f"it answered HTTP {response.status_code}")
                     received = bytearray()
                     for chunk in response.iter_bytes():
                         received.extend(chunk)
-                        if len(received) > max_bytes:
-                            raise SearchError("ImageTooLarge", f"image_url is larger than the limit of {max_bytes} bytes", "image_url")
+                        check_size(len(received), max_bytes, "image_url")
                     return bytes(received)
     except httpx.HTTPError as exc:
-        raise SearchError("ImageUrlUnreachable", f"image_url could not be fetched ({type(exc).__name__})", "image_url") from None
-    raise SearchError("ImageUrlUnreachable", f"image_url redirected more than {MAX_REDIRECTS} times", "image_url")
+        raise RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason=f"the connection failed ({type(exc).__name__})") from None
+    raise RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason=f"it redirected more than {MAX_REDIRECTS} times")

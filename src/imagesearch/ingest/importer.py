@@ -27,8 +27,9 @@ from tqdm import tqdm
 from ..catalog.readers import Row, RowError, read_catalog_file
 from ..catalog.records import validate_record
 from ..catalog.store import Blob, CatalogWriter
-from ..errors import ImageSearchError, SearchError
+from ..errors import ImageSearchError, RequestError
 from ..index.faiss_index import FaissIndex
+from ..pricing.rates import RatesTable
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
 from .sources import FetchError, fetch_all, is_url, resolve_local
@@ -80,7 +81,7 @@ def _decode(workspace: Workspace, draft: int, data: bytes) -> tuple[Image.Image,
     """Decoded image and thumbnail, or the reason the bytes are refused."""
     try:
         image = decode_image(data, workspace.decode_limits, draft_size=draft)
-    except SearchError as exc:
+    except RequestError as exc:
         return exc.message
     return image, thumbnail_jpeg(image)
 
@@ -153,6 +154,28 @@ def _prepare(
     finally:
         bar.close()
     return ready, errors
+
+
+def _priced_rows(rows: list[Row], rates: RatesTable) -> tuple[list[Row], list[RowError]]:
+    """Rows whose currency the rates table can convert, and an error for each other row.
+
+    A price that cannot be converted could not be shown in a shopper's
+    currency, so it is refused here, naming the way to add rates.
+    """
+    kept: list[Row] = []
+    errors: list[RowError] = []
+    for row in rows:
+        currency = row.record.price.currency
+        if currency in rates.rates:
+            kept.append(row)
+            continue
+        errors.append(RowError(
+            row.line,
+            f"price.currency: {currency} has no exchange rate in the rates table of {rates.date}; "
+            "add one first with `imagesearch rates import FILE` (the ECB daily XML or our JSON)",
+            row.record.product_id, row.record.model_dump_json(),
+        ))
+    return kept, errors
 
 
 def write_rejects(path: Path, errors: Sequence[RowError]) -> None:
@@ -248,6 +271,8 @@ def _import_rows(
     started = time.perf_counter()
     report = ImportReport()
     workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
+    rows, currency_errors = _priced_rows(rows, workspace.rates())
+    errors = errors + currency_errors
     ready, image_errors = _prepare(workspace, rows, base_dir, report, progress)
     errors = errors + image_errors
     if errors and not skip_invalid:

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..errors import SearchError
+from ..errors import RequestError
 from ..index.faiss_index import FaissIndex
 from ..vision.decode import decode_image, draft_side
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
@@ -67,7 +67,7 @@ def _decode_or_none(data: bytes | None, workspace: Workspace, input_size: int) -
         return None
     try:
         return decode_image(data, workspace.decode_limits, draft_size=draft_side(input_size))
-    except SearchError:
+    except RequestError:
         return None
 
 

@@ -9,25 +9,26 @@ of that and cuts the page from the stored list.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image
 
 from ..catalog.store import ProductView
-from ..errors import SearchError
+from ..errors import CatalogError, ErrorCode, RequestError
 from ..index.base import VectorIndex
+from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import decode_image, draft_side
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
-from ..workspace import CALIBRATION_KEY, GENERATION_KEY, Workspace
-from .params import DEFAULT_PAGE_SIZE, SearchParams, parse_params
+from ..workspace import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, Workspace
+from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
     aggregate,
@@ -85,6 +86,8 @@ class SearchPage:
     currency: str
     lang: str | None
     rates: RatesTable
+    #: True when ``total_count`` is the service's cap, not every product that would match.
+    capped: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -111,14 +114,20 @@ class SearchEngine:
     # -- shared state, refreshed when an import publishes a new generation ----------
 
     def snapshot(self) -> Snapshot:
-        """The index and image owners of the catalog's current generation (reloaded after imports)."""
+        """The index and image owners of the catalog's current generation (reloaded after imports).
+
+        A catalog that cannot be searched (an index of another embedder, a
+        missing generation) is ``CatalogUnavailable``, with the way out.
+        """
         generation = self.workspace.generation()
         with self._lock:
             if self._snapshot is None or self._snapshot.generation != generation:
-                generation, owners = self.workspace.catalog.owner_table(GENERATION_KEY)
-                self._snapshot = Snapshot(
-                    generation, self.workspace.load_index(generation, mmap=True), owners, self._same_thresholds()
-                )
+                try:
+                    generation, owners = self.workspace.catalog.owner_table(GENERATION_KEY)
+                    index = self.workspace.load_index(generation, mmap=True)
+                except CatalogError as exc:
+                    raise RequestError(ErrorCode.CatalogUnavailable, reason=str(exc)) from exc
+                self._snapshot = Snapshot(generation, index, owners, self._same_thresholds())
             return self._snapshot
 
     def _same_thresholds(self) -> SameThresholds:
@@ -139,10 +148,10 @@ class SearchEngine:
 
     # -- the search itself -------------------------------------------------------
 
-    def embed_query(self, data: bytes) -> tuple[Image.Image, np.ndarray]:
-        """Decode the query exactly as catalog images are decoded, and embed it."""
+    def embed_query(self, data: bytes, param: str = "image") -> tuple[Image.Image, np.ndarray]:
+        """Decode the query exactly as catalog images are decoded, and embed it (``param`` names it in errors)."""
         embedder = self.workspace.embedder
-        image = decode_image(data, self.workspace.decode_limits, draft_size=draft_side(embedder.input_size))
+        image = decode_image(data, self.workspace.decode_limits, draft_size=draft_side(embedder.input_size), param=param)
         return image, embedder.embed([image])[0]
 
     def _candidate_features(self, image_ids: list[int]) -> dict[int, LocalFeatures]:
@@ -226,19 +235,40 @@ class SearchEngine:
             k = min(total, k * 4, MAX_K)
         return []
 
-    def search_request(self, raw: Mapping[str, Any]) -> SearchPage:
-        """Validate a param0-like mapping and search: what the HTTP edge and the CLI call (off the event loop)."""
+    def parse(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        image: bytes | None = None,
+        image_param: str | None = None,
+        fields: frozenset[str] = PARAM0_FIELDS,
+    ) -> SearchParams:
+        """Validate a request's options with this catalog's rates and limits (see :func:`.params.parse_params`)."""
         settings = self.settings
-        return self.search(parse_params(raw, self.rates(), settings.default_currency, settings.max_image_bytes))
+        return parse_params(
+            raw, self.rates(), settings.default_currency, settings.max_image_bytes, image=image, image_param=image_param, fields=fields
+        )
+
+    def search_request(
+        self,
+        raw: Mapping[str, Any],
+        *,
+        image: bytes | None = None,
+        image_param: str | None = None,
+        fields: frozenset[str] = PARAM0_FIELDS,
+    ) -> SearchPage:
+        """Validate a request's options (and an image given as bytes), then search."""
+        return self.search(self.parse(raw, image=image, image_param=image_param, fields=fields))
 
     def search(self, params: SearchParams) -> SearchPage:
         """Run a search (or serve a page of an earlier one, given ``start_row_key``)."""
         if params.start_row_key is not None:
             return self._page_from_cursor(params)
-        assert params.image is not None  # guaranteed by parse_params
+        if params.image is None:
+            raise RequestError(ErrorCode.MissingImage, params.image_param)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        image, vector = self.embed_query(params.image)
+        image, vector = self.embed_query(params.image, params.image_param)
         timings["embed_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         if params.search_type == "same":
@@ -253,7 +283,7 @@ class SearchEngine:
             chosen,
             params.sort_type,
             params.sort_order,
-            price_key=lambda pk: keys[pk].sale_price / rates.rates.get(keys[pk].currency, Decimal(1)),
+            price_key=lambda pk: in_base(keys[pk].sale_price, keys[pk].currency, rates),
             orders_key=lambda pk: keys[pk].volume,
             product_id_key=lambda pk: keys[pk].product_id,
         )
@@ -267,6 +297,7 @@ class SearchEngine:
             sort_type=params.sort_type,
             sort_order=params.sort_order,
             page_size=page_size,
+            capped=params.search_type == "similar" and len(ordered) >= self.settings.similar_cap,
         )
         key = self.results.save(result) if len(ordered) > page_size else ""
         return self._page(result, key, params.page_no or 1, page_size, rates, timings)
@@ -276,11 +307,7 @@ class SearchEngine:
         key, page_no = params.start_row_key
         result = self.results.load(key)
         if result is None:
-            raise SearchError(
-                "ExpiredStartRowKey",
-                f"start_row_key has expired (results are kept {self.settings.result_ttl_seconds} seconds) or is unknown; search again",
-                "start_row_key",
-            )
+            raise RequestError(ErrorCode.ExpiredStartRowKey, "start_row_key", ttl=self.settings.result_ttl_seconds)
         page_size = params.page_size or result.page_size
         page_no = params.page_no or page_no
         return self._page(result, key, page_no, page_size, self.rates(), {})
@@ -309,8 +336,37 @@ class SearchEngine:
             currency=result.currency,
             lang=result.lang,
             rates=rates,
+            capped=result.capped,
             timings=timings,
         )
 
+    def match_images(self, product: ProductView, data: bytes, param: str) -> dict[int, float]:
+        """How similar each image of ``product`` is to the photo ``data`` (cosine, clipped to [0, 1])."""
+        _, vector = self.embed_query(data, param)
+        ids, vectors = self.workspace.catalog.vectors(list(product.image_ids))
+        return {int(image_id): min(1.0, max(0.0, float(score))) for image_id, score in zip(ids, vectors @ vector, strict=True)}
+
+    def overview(self) -> dict[str, Any]:
+        """Counts, embedder, index, last write, rates and defaults: what ``/v1/catalog`` shows."""
+        snapshot = self.snapshot()
+        rates = self.rates()
+        catalog = self.workspace.catalog
+        last = catalog.get_meta("last_write_at")
+        return {
+            **catalog.counts(),
+            "embedder": catalog.get_meta(EMBEDDER_KEY),
+            "index": {"kind": snapshot.index.kind, "vectors": len(snapshot.index), "generation": snapshot.generation},
+            "last_write_at": iso_time(float(last)) if last else None,
+            "rates": {"base": rates.base, "date": rates.date.isoformat(), "currencies": sorted(rates.rates)},
+            "default_currency": self.settings.default_currency,
+            "default_lang": self.settings.default_lang,
+            "similar_cap": self.settings.similar_cap,
+        }
+
     def close(self) -> None:
         self.results.close()
+
+
+def iso_time(epoch: float) -> str:
+    """An instant as ISO 8601 in UTC, to the second: ``2026-11-29T13:07:31Z``."""
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,8 +1,12 @@
-"""searchV2 parameters: parsing and validation, one error code per kind of mistake.
+"""Search parameters: the one validator every entry point calls.
 
-``parse_params`` takes the decoded ``param0`` object (plus our extensions
-``page_no``, ``page_size``, ``start_row_key``) and returns a
-:class:`SearchParams` whose every field is known good.
+``parse_params`` takes the textual options of a request (searchV2's decoded
+``param0``, the fields of a ``/v1`` JSON body or multipart form, the CLI's
+options) plus, where the entry point received raw bytes (an uploaded file, the
+legacy method's image part, the CLI's photo), the image itself.  It returns a
+:class:`SearchParams` whose every field is known good, or raises
+:class:`RequestError` with one code per kind of mistake; the same bad value
+gets the same code and message everywhere.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from ..errors import SearchError
+from ..errors import ErrorCode, RequestError
 from ..i18n import parse_country, parse_language
 from ..pricing.money import parse_currency
 from ..pricing.rates import RatesTable
+from ..vision.decode import check_size
 
 SearchType = Literal["similar", "same"]
 SortType = Literal["best", "price", "orders"]
@@ -31,18 +36,27 @@ DEFAULT_ORDER: dict[str, SortOrder] = {"best": "desc", "price": "asc", "orders":
 MAX_PAGE_SIZE = 50
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_NO = 10_000
-KNOWN_FIELDS = frozenset(
+#: The fields of searchV2's param0, with our extensions page_no, page_size and start_row_key.
+PARAM0_FIELDS = frozenset(
     {"search_type", "image_base64", "currency", "lang", "sort_type", "sort_order", "ship_to", "page_no", "page_size", "start_row_key"}
 )
+#: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes).
+V1_FIELDS = PARAM0_FIELDS | {"image_url"}
 DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
-ROW_KEY = re.compile(r"^([0-9a-f]{32}):([0-9]{1,5})$")
+ROW_KEY = re.compile(r"([0-9a-f]{32}):([0-9]{1,5})")
 
 
 @dataclass(frozen=True)
 class SearchParams:
-    """A validated search request; ``None`` means "not given"."""
+    """A validated search request; ``None`` means "not given".
+
+    ``image_param`` names where the image came from, so image errors found
+    later (decoding) name the parameter the client used.
+    """
 
     image: bytes | None = None
+    image_url: str | None = None
+    image_param: str = "image_base64"
     search_type: SearchType = "similar"
     currency: str = "USD"
     lang: str | None = None
@@ -53,88 +67,132 @@ class SearchParams:
     page_no: int | None = None
     start_row_key: tuple[str, int] | None = None
 
+    def with_image(self, image: bytes) -> SearchParams:
+        """The same request with the image fetched from ``image_url``."""
+        return replace(self, image=image, image_url=None, image_param="image_url")
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
 
 def _text(raw: Mapping[str, Any], name: str) -> str | None:
     value = raw.get(name)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise SearchError("InvalidParameterType", f"{name} must be a string, got {type(value).__name__}", name)
+        raise RequestError(ErrorCode.InvalidParameterType, name, expected="a string", got=_type_name(value))
     return value.strip()
 
 
-def _choice(raw: Mapping[str, Any], name: str, allowed: tuple[str, ...], code: str) -> str | None:
+def _choice(raw: Mapping[str, Any], name: str, allowed: tuple[str, ...], code: ErrorCode) -> str | None:
     value = _text(raw, name)
     if value is None:
         return None
     if value.lower() not in allowed:
-        raise SearchError(code, f"{name} {value!r} is not allowed; use one of: {', '.join(allowed)}", name)
+        raise RequestError(code, name, value=value, allowed=", ".join(allowed))
     return value.lower()
 
 
-def _integer(raw: Mapping[str, Any], name: str, low: int, high: int, code: str) -> int | None:
+def _integer(raw: Mapping[str, Any], name: str, low: int, high: int, code: ErrorCode) -> int | None:
     value = raw.get(name)
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
-        raise SearchError(code, f"{name} must be a whole number from {low} to {high}, got {value!r}", name)
-    number = int(value)
-    if not low <= number <= high:
-        raise SearchError(code, f"{name} must be from {low} to {high}, got {number}", name)
-    return number
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 9:
+        value, whole = int(value), True
+    if not whole or not low <= value <= high:
+        raise RequestError(code, name, low=low, high=high, value=value)
+    return int(value)
 
 
 def decode_base64_image(value: str, max_bytes: int, name: str = "image_base64") -> bytes:
     """Decode standard or URL-safe base64 (a ``data:`` URL prefix and line breaks allowed)."""
     text = DATA_URL.sub("", value.strip())
     text = re.sub(r"\s+", "", text).replace("-", "+").replace("_", "/")
-    if len(text) > (max_bytes * 4) // 3 + 8:
-        raise SearchError("ImageTooLarge", f"{name} decodes to more than the limit of {max_bytes} bytes", name)
+    check_size(len(text) * 3 // 4, max_bytes, name)
     text += "=" * (-len(text) % 4)
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise SearchError("InvalidBase64", f"{name} is not valid base64", name) from None
+        raise RequestError(ErrorCode.InvalidBase64, name) from None
     if not data:
-        raise SearchError("EmptyImage", f"{name} decodes to an empty image", name)
+        raise RequestError(ErrorCode.EmptyImage, name)
     return data
 
 
 def parse_row_key(value: str) -> tuple[str, int]:
-    match = ROW_KEY.match(value)
+    match = ROW_KEY.fullmatch(value)
     if not match:
-        raise SearchError(
-            "InvalidStartRowKey", "start_row_key is not a key this service issued (use next_start_row_key from a response)", "start_row_key"
-        )
+        raise RequestError(ErrorCode.InvalidStartRowKey, "start_row_key")
     return match.group(1), int(match.group(2))
 
 
-def parse_params(raw: Mapping[str, Any], rates: RatesTable, default_currency: str, max_image_bytes: int) -> SearchParams:
-    """Validate a param0-like mapping; raises :class:`SearchError` on the first bad field."""
+def parse_params(
+    raw: Mapping[str, Any],
+    rates: RatesTable,
+    default_currency: str,
+    max_image_bytes: int,
+    *,
+    image: bytes | None = None,
+    image_param: str | None = None,
+    fields: frozenset[str] = PARAM0_FIELDS,
+) -> SearchParams:
+    """Validate the options ``raw`` (and an ``image`` received as bytes); raises on the first mistake.
+
+    ``image_param`` names the entry point's own image-bytes parameter (a
+    multipart ``file``, the legacy ``image_file_bytes``), if it has one.
+    ``fields`` are the option names it takes: any other name is refused with
+    ``UnknownParameter``, so a typo never passes silently.
+    """
     if not isinstance(raw, Mapping):
-        raise SearchError("InvalidParameterType", "param0 must be a JSON object", "param0")
+        raise RequestError(ErrorCode.InvalidParameterType, "param0", expected="a JSON object", got=_type_name(raw))
+    for name in raw:
+        if name not in fields:
+            known = fields | {image_param} if image_param else fields
+            raise RequestError(ErrorCode.UnknownParameter, str(name)[:64], known=", ".join(sorted(known)))
     row_key_text = _text(raw, "start_row_key")
     row_key = parse_row_key(row_key_text) if row_key_text else None
-    image_text = _text(raw, "image_base64")
-    if image_text is None and row_key is None:
-        raise SearchError("MissingImage", "image_base64 is required (a base64-encoded JPEG, PNG, WebP, GIF or BMP)", "image_base64")
-    image = decode_base64_image(image_text, max_image_bytes) if image_text is not None else None
-    search_type = _choice(raw, "search_type", SEARCH_TYPES, "InvalidSearchType") or "similar"
-    sort_type = _choice(raw, "sort_type", SORT_TYPES, "InvalidSortType") or "best"
-    sort_order = _choice(raw, "sort_order", SORT_ORDERS, "InvalidSortOrder") or DEFAULT_ORDER[sort_type]
+    base64_given = raw.get("image_base64") is not None
+    image_text = raw.get("image_base64")
+    if base64_given and not isinstance(image_text, str):
+        raise RequestError(ErrorCode.InvalidParameterType, "image_base64", expected="a string", got=_type_name(image_text))
+    url = _text(raw, "image_url")
+    candidates = [(image_param or "image", image is not None), ("image_base64", base64_given), ("image_url", url is not None)]
+    sources = [name for name, _ in candidates if name in fields or name == image_param]
+    image_param = image_param or "image"
+    given = [name for name, present in candidates if present]
+    if len(given) > 1:
+        raise RequestError(ErrorCode.AmbiguousImage, given=", ".join(given))
+    if image is not None:
+        if not image:
+            raise RequestError(ErrorCode.EmptyImage, image_param)
+        check_size(len(image), max_image_bytes, image_param)
+    elif base64_given:
+        image, image_param = decode_base64_image(str(image_text), max_image_bytes), "image_base64"
+    elif url is not None:
+        if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url, re.IGNORECASE):
+            raise RequestError(ErrorCode.InvalidImageUrl, "image_url")
+        image_param = "image_url"
+    elif row_key is None:
+        raise RequestError(ErrorCode.MissingImage, " or ".join(sources))
+    search_type = _choice(raw, "search_type", SEARCH_TYPES, ErrorCode.InvalidSearchType) or "similar"
+    sort_type = _choice(raw, "sort_type", SORT_TYPES, ErrorCode.InvalidSortType) or "best"
+    sort_order = _choice(raw, "sort_order", SORT_ORDERS, ErrorCode.InvalidSortOrder) or DEFAULT_ORDER[sort_type]
     currency_text = _text(raw, "currency")
-    currency = parse_currency(currency_text, rates) if currency_text else parse_currency(default_currency, rates)
     lang_text = _text(raw, "lang")
     ship_text = _text(raw, "ship_to")
     return SearchParams(
         image=image,
+        image_url=url if image is None else None,
+        image_param=image_param,
         search_type=search_type,  # type: ignore[arg-type]
-        currency=currency,
+        currency=parse_currency(currency_text or default_currency, rates),
         lang=parse_language(lang_text) if lang_text else None,
         ship_to=parse_country(ship_text) if ship_text else None,
         sort_type=sort_type,  # type: ignore[arg-type]
         sort_order=sort_order,  # type: ignore[arg-type]
-        page_size=_integer(raw, "page_size", 1, MAX_PAGE_SIZE, "InvalidPageSize"),
-        page_no=_integer(raw, "page_no", 1, MAX_PAGE_NO, "InvalidPageNo"),
+        page_size=_integer(raw, "page_size", 1, MAX_PAGE_SIZE, ErrorCode.InvalidPageSize),
+        page_no=_integer(raw, "page_no", 1, MAX_PAGE_NO, ErrorCode.InvalidPageNo),
         start_row_key=row_key,
     )

@@ -101,20 +101,23 @@ def sort_items(
     items: Sequence[RankedItem],
     sort_type: str,
     sort_order: str,
-    price_key: Callable[[int], Decimal],
+    price_key: Callable[[int], Decimal | None],
     orders_key: Callable[[int], int],
     product_id_key: Callable[[int], str],
 ) -> list[RankedItem]:
     """Order by price, orders or score; ties by score (desc), then product_id (asc).
 
     Two stable sorts: first the tie-break, then the primary key (reversed when
-    descending), so the tie order is the same in both directions.
+    descending), so the tie order is the same in both directions.  A price
+    that cannot be compared (its currency has no rate) sorts last either way.
     """
     tie_ordered = sorted(items, key=lambda item: (-item.score, product_id_key(item.product_pk)))
     primary: Callable[[RankedItem], object]
     if sort_type == "price":
-        primary = lambda item: price_key(item.product_pk)  # noqa: E731
-    elif sort_type == "orders":
+        unpriced = [item for item in tie_ordered if price_key(item.product_pk) is None]
+        priced = [item for item in tie_ordered if price_key(item.product_pk) is not None]
+        return sorted(priced, key=lambda item: price_key(item.product_pk), reverse=(sort_order == "desc")) + unpriced  # type: ignore[arg-type,return-value]
+    if sort_type == "orders":
         primary = lambda item: orders_key(item.product_pk)  # noqa: E731
     else:
         primary = lambda item: round(item.score, 6)  # noqa: E731

@@ -64,6 +64,8 @@ class ResultSet:
     sort_type: str
     sort_order: str
     page_size: int
+    #: True when the list was cut at the service's result cap (more products would have qualified).
+    capped: bool = False
 
 
 #: ResultSet fields other than the items, stored as they are.
@@ -108,7 +110,7 @@ class ResultStore:
             return None
         payload = json.loads(row.payload)
         payload["items"] = [RankedItem(int(pk), float(score), int(image_id)) for pk, score, image_id in payload["items"]]
-        return ResultSet(**payload)
+        return ResultSet(**{key: value for key, value in payload.items() if key in OPTION_FIELDS or key == "items"})
 
     def close(self) -> None:
         self.engine.dispose()

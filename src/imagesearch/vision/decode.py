@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageError
+from ..errors import ErrorCode, RequestError, format_bytes, format_pixels
 
 #: Longest side of the thumbnails stored in the catalog.
 THUMBNAIL_SIDE = 256
@@ -36,46 +36,44 @@ class DecodeLimits:
     min_side: int = 8
 
 
-def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(), draft_size: int | None = None) -> Image.Image:
+def check_size(count: int, max_bytes: int, param: str = "image") -> None:
+    """Refuse an image of more than ``max_bytes``: the one byte cap, checked wherever bytes arrive."""
+    if count > max_bytes:
+        raise RequestError(ErrorCode.ImageTooLarge, param, limit=format_bytes(max_bytes))
+
+
+def decode_image(
+    data: bytes, limits: DecodeLimits = DecodeLimits(), draft_size: int | None = None, param: str = "image"
+) -> Image.Image:
     """Decode ``data`` into an RGB image, upright, with transparency composited on white.
 
     ``draft_size`` lets JPEG decoding downscale by a power of two while decoding
-    (much faster) as long as both sides stay at least that large.
-    Raises :class:`ImageError` with a specific code for every kind of refusal.
+    (much faster) as long as both sides stay at least that large.  ``param``
+    names the image in error messages (the request parameter it came from).
+    Raises :class:`RequestError` with a specific code for every kind of refusal.
     """
     if not data:
-        raise ImageError("EmptyImage", "the image is empty (0 bytes)", "image")
-    if len(data) > limits.max_bytes:
-        raise ImageError(
-            "ImageTooLarge",
-            f"the image is {len(data)} bytes; the limit is {limits.max_bytes} bytes",
-            "image",
-        )
+        raise RequestError(ErrorCode.EmptyImage, param)
+    check_size(len(data), limits.max_bytes, param)
+    not_an_image = RequestError(ErrorCode.InvalidImage, param, reason="is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError, ValueError) as exc:
-        raise ImageError(
-            "InvalidImage", "the data is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP)", "image"
-        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        bomb = format_pixels(int(Image.MAX_IMAGE_PIXELS or 0))
+        raise RequestError(ErrorCode.ImageTooManyPixels, param, size=f"more than {bomb}", limit=format_pixels(limits.max_pixels)) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise not_an_image from None
     if image.format not in ACCEPTED_FORMATS:
-        raise ImageError(
-            "UnsupportedImageFormat",
-            f"image format {image.format} is not supported; use JPEG, PNG, WebP, GIF or BMP",
-            "image",
-        )
+        raise RequestError(ErrorCode.UnsupportedImageFormat, param, format=image.format)
     width, height = image.size
     if width * height > limits.max_pixels:
-        raise ImageError(
-            "ImageTooManyPixels",
-            f"the image is {width}x{height} pixels; the limit is {limits.max_pixels} pixels",
-            "image",
+        raise RequestError(
+            ErrorCode.ImageTooManyPixels, param, size=f"{width}x{height} pixels", limit=format_pixels(limits.max_pixels)
         )
     if min(width, height) < limits.min_side:
-        raise ImageError(
-            "ImageTooSmall", f"the image is {width}x{height} pixels; each side must be at least {limits.min_side}", "image"
-        )
+        raise RequestError(ErrorCode.ImageTooSmall, param, width=width, height=height, min_side=limits.min_side)
     try:
         if draft_size and image.format in ("JPEG", "MPO"):
             image.draft("RGB", (draft_size, draft_size))
@@ -84,8 +82,8 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits(), draft_size:
         image = _to_rgb(ImageOps.exif_transpose(image))
         image.info[ORIGINAL_SIZE] = (width, height)
         return image
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError("InvalidImage", f"the image is damaged and cannot be decoded ({exc})", "image") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        raise RequestError(ErrorCode.InvalidImage, param, reason="is damaged and cannot be decoded") from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
