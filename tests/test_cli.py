@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,8 @@ def test_info(imported: tuple[Path, Path], model_cache: Path) -> None:
     info = json.loads(run(data_dir, model_cache, "info").stdout)
     assert info["products"] == 8 and info["images"] == 10 and info["index"]["kind"] == "flat" and info["index"]["vectors"] == 10
     assert info["embedder"].startswith("efficientnet-lite0") and info["rates"]["base"] == "EUR"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["last_write_at"])
+    assert info["same_thresholds"]["source"] == "settings" and info["same_thresholds"]["min_inliers"] == 50
 
 
 def test_rates_import_ecb_xml(tmp_path: Path, model_cache: Path) -> None:
@@ -78,8 +81,11 @@ def test_rates_import_ecb_xml(tmp_path: Path, model_cache: Path) -> None:
         'xmlns="http://www.ecb.int/vocabulary/2002-08-01/eurofxref"><Cube><Cube time="2026-11-26">'
         '<Cube currency="USD" rate="1.1"/><Cube currency="JPY" rate="170"/></Cube></Cube></gesmes:Envelope>'
     )
-    saved = json.loads(run(tmp_path / "data", model_cache, "rates", "import", str(xml)).stdout)
+    run(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 4)))  # prices in USD, EUR, JPY and GBP
+    process = run(tmp_path / "data", model_cache, "rates", "import", str(xml))
+    saved = json.loads(process.stdout)
     assert saved["date"] == "2026-11-26" and saved["currencies"] == 3
+    assert saved["catalog_currencies_without_rate"] == ["GBP"] and "GBP" in process.stderr
     shown = json.loads(run(tmp_path / "data", model_cache, "rates", "show").stdout)
     assert shown["rates"]["JPY"] == "170"
     bad = tmp_path / "bad.json"
@@ -114,9 +120,20 @@ def test_bad_setting_is_reported(tmp_path: Path, model_cache: Path) -> None:
 
 def test_calibrate_dry_run(imported: tuple[Path, Path], model_cache: Path) -> None:
     _, data_dir = imported
-    report = json.loads(run(data_dir, model_cache, "calibrate", "--samples", "5", "--dry-run").stdout)
+    process = run(data_dir, model_cache, "calibrate", "--samples", "5", "--dry-run", "--progress")
+    report = json.loads(process.stdout)
     assert report["saved"] is False and report["positives"] == report["negatives"] == 40
     assert 0.0 <= report["false_positive_rate"] <= 1.0 and report["min_inliers"] >= 10
+    assert "calibrate" in process.stderr and "5/5" in process.stderr  # the progress bar
+
+
+def test_calibrated_thresholds_show_in_info(tmp_path: Path, model_cache: Path) -> None:
+    data_dir = tmp_path / "data"
+    run(data_dir, model_cache, "import", str(write_catalog(tmp_path, 8)))
+    report = json.loads(run(data_dir, model_cache, "calibrate", "--samples", "5").stdout)
+    shown = json.loads(run(data_dir, model_cache, "info").stdout)["same_thresholds"]
+    assert shown["min_inliers"] == report["min_inliers"] and shown["margin"] == report["margin"]
+    assert shown["source"].startswith("calibrated on") and shown["recall"] == report["recall"]
 
 
 def test_demo_builds_a_catalog_and_an_app_and_prints_examples(tmp_path: Path, model_cache: Path) -> None:

@@ -85,7 +85,7 @@ def test_reimport_updates_and_reembeds_only_changed_images(tmp_path: Path, works
     import_file(workspace, path)
     first = workspace.catalog.product_by_id("p001")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    rows[1]["price"]["sale"] = "9.99"
+    rows[1]["price"] = {**rows[1]["price"], "sale": "9.99", "original": "19.99"}
     rows[2]["images"] = ["images/changed.jpg"]
     (tmp_path / "images" / "changed.jpg").write_bytes(jpeg_bytes(product_image(777)))
     report = import_file(workspace, write_rows(path, rows))
@@ -205,3 +205,13 @@ def test_images_from_urls_with_retries_and_limits(tmp_path: Path, image_server: 
     view = workspace.catalog.product_by_id("p001")
     assert view is not None and view.image_sources[0] == f"{image_server}/img/31.jpg"
     assert _ImageServer.hits["/flaky/32.jpg"] == 3
+
+
+def test_a_currency_without_a_rate_is_refused_with_the_way_out(tmp_path: Path, workspace: Workspace) -> None:
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(product_image(60)))
+    vnd = product_record(1, ["a.jpg"], price={"sale": "250000", "currency": "VND"})
+    with pytest.raises(ImportRejected) as error:
+        import_file(workspace, write_rows(tmp_path / "vnd.jsonl", [vnd]))
+    reason = error.value.errors[0].reason
+    assert "VND has no exchange rate" in reason and "imagesearch rates import" in reason
+    assert workspace.catalog.counts()["products"] == 0

@@ -150,19 +150,30 @@ def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:
 
 
 def test_two_workers(tmp_path: Path, model_cache: Path) -> None:
-    """Two server processes both answer, and both see a catalog change."""
+    """Two server processes both answer (told apart by /healthz's pid), and both see a catalog change."""
     cli(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 6)))
     files = {"file": ("q.jpg", jpeg_bytes(product_image(3)), "image/jpeg")}
+
+    def by_worker(attempts: int) -> dict[int, list[list[str]]]:
+        """Searches on fresh connections, grouped by the process that answered (one connection, one worker)."""
+        answers: dict[int, list[list[str]]] = {}
+        for _ in range(attempts):
+            with httpx.Client(timeout=30) as client:
+                pid = client.get(f"{base}/healthz").json()["pid"]
+                products = client.post(f"{base}/v1/search", files=files).json()["products"]
+                answers.setdefault(pid, []).append([product["product_id"] for product in products])
+            if len(answers) == 2:
+                break
+        return answers
+
     with running_server(tmp_path / "data", model_cache, workers=2) as (base, _):
-        with httpx.Client(timeout=30) as client:
-            for _ in range(4):  # warm both workers up
-                client.post(f"{base}/v1/search", files=files)
-            for _ in range(6):
-                assert client.post(f"{base}/v1/search", files=files).json()["products"][0]["product_id"] == "p003"
+        before = by_worker(40)
+        assert len(before) == 2, "only one worker process answered"
+        assert all(ids[0] == "p003" for answers in before.values() for ids in answers)
         cli(tmp_path / "data", model_cache, "delete", "p003")
-        for _ in range(6):  # new connections land on either worker
-            ids = [p["product_id"] for p in httpx.post(f"{base}/v1/search", files=files, timeout=30).json()["products"]]
-            assert "p003" not in ids
+        after = by_worker(40)
+        assert all("p003" not in ids for answers in after.values() for ids in answers)
+        assert len(after) == 2
 
 
 def test_multi_worker_listener_keeps_tcp_nodelay() -> None:

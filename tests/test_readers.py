@@ -45,7 +45,7 @@ def test_every_error_is_reported_with_its_line(tmp_path: Path) -> None:
         "{not json",
         {**GOOD, "product_id": "bad id!"},
         {**GOOD, "product_id": "x2", "price": {"sale": "-1", "currency": "USD"}},
-        {**GOOD, "product_id": "x3", "ship_to": ["XX"]},
+        {**GOOD, "product_id": "x3", "ship_to": ["XX", "US", "YY"]},
         {**GOOD, "product_id": "x4", "images": []},
         {**GOOD, "product_id": "x5", "evaluate_rate": 7},
         {**GOOD, "product_id": "x6", "colour": "red"},
@@ -55,10 +55,10 @@ def test_every_error_is_reported_with_its_line(tmp_path: Path) -> None:
     assert [row.line for row in valid] == [1]
     assert [error.line for error in errors] == [2, 3, 4, 5, 6, 7, 8, 9]
     reasons = {error.line: error.reason for error in errors}
-    assert "JSON" in reasons[2]
+    assert reasons[2] == "not valid JSON: Expecting property name enclosed in double quotes at column 2"
     assert "product_id" in reasons[3]
     assert "price.sale" in reasons[4]
-    assert "ship_to" in reasons[5]
+    assert "ship_to" in reasons[5] and "'XX', 'YY' are not" in reasons[5]
     assert "images" in reasons[6]
     assert "evaluate_rate" in reasons[7]
     assert "colour" in reasons[8]
@@ -89,3 +89,17 @@ def test_csv_without_header(tmp_path: Path) -> None:
 def test_plain_title_is_in_default_language(tmp_path: Path) -> None:
     rows, _ = read_catalog_file(write_jsonl(tmp_path / "c.jsonl", [{**GOOD, "title": "Griffoir"}]), "fr")
     assert rows[0].record.title == {"fr": "Griffoir"}
+
+
+def test_json_errors_point_at_the_column_of_the_line(tmp_path: Path) -> None:
+    line = json.dumps(GOOD)[:-1]  # the closing brace is missing: the error is at the end of the line
+    _, errors = read_catalog_file(write_jsonl(tmp_path / "c.jsonl", [GOOD, line]), "en")
+    assert errors[0].line == 2 and errors[0].reason.endswith(f"at column {len(line) + 1}")
+
+
+def test_a_sale_price_above_the_original_is_refused(tmp_path: Path) -> None:
+    rows = [{**GOOD, "price": {"sale": "12.00", "original": "9.99", "currency": "USD"}},
+            {**GOOD, "product_id": "x1", "price": {"sale": "9.99", "original": "9.99", "currency": "USD"}}]
+    valid, errors = read_catalog_file(write_jsonl(tmp_path / "c.jsonl", rows), "en")
+    assert [row.line for row in valid] == [2]
+    assert errors[0].line == 1 and "sale 12.00 is above original 9.99" in errors[0].reason

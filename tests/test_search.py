@@ -195,11 +195,31 @@ def test_pagination_with_cursor_is_stable(engine: SearchEngine) -> None:
     assert len(set(seen)) == len(seen)
 
 
-def test_cursor_survives_catalog_changes(engine: SearchEngine) -> None:
+def test_cursor_survives_catalog_changes(tmp_path: Path, make_settings: Any) -> None:
+    """Page 2 of a search is the same products after a delete, a price change and a new look-alike."""
+    from conftest import product_record, write_catalog
+
+    from imagesearch.ingest.importer import delete_products, import_file
+    from imagesearch.workspace import Workspace
+
+    workspace = Workspace(make_settings(tmp_path / "data"))
+    import_file(workspace, write_catalog(tmp_path, 12))
+    engine = SearchEngine(workspace)
     first = search(engine, product_image(8), page_size=3)
-    second = cursor(engine, first["next_start_row_key"])
-    again = cursor(engine, first["next_start_row_key"])
-    assert ids(second) == ids(again)
+    before = cursor(engine, first["next_start_row_key"])
+    delete_products(workspace, [ids(first)[0]])
+    repriced = ids(before)[0]
+    index = int(repriced[1:])
+    names = [f"images/{index}.jpg"] + ([f"images/{10_000 + index}.jpg"] if index % 5 == 0 else [])
+    changes = [product_record(index, names, price={"sale": "1.23", "currency": "USD"}), product_record(99, ["images/8.jpg"])]
+    (tmp_path / "changes.jsonl").write_text("\n".join(json.dumps(row) for row in changes))
+    import_file(workspace, tmp_path / "changes.jsonl")
+    assert "p099" in ids(search(engine, product_image(8), page_size=3))  # the catalog did change
+    after = cursor(engine, first["next_start_row_key"], currency="USD")
+    assert ids(after) == ids(before)
+    assert after["data"]["products"][0]["price"]["sale"]["value"] == "123"  # with today's data
+    engine.close()
+    workspace.close()
 
 
 def test_explicit_page_no(engine: SearchEngine) -> None:
@@ -252,3 +272,26 @@ def test_calibration_on_the_catalog_itself(tmp_path: Path, make_settings: Any) -
     assert fresh.snapshot().same_thresholds == report.thresholds
     assert ids(search(fresh, product_image(9), search_type="same")) == ["p009"]
     assert ids(search(fresh, product_image(987_654), search_type="same")) == []
+
+
+def test_a_currency_that_loses_its_rate_still_answers(tmp_path: Path, make_settings: Any) -> None:
+    """Rates replaced after an import without one catalog currency: the price stays in its own currency, last by price."""
+    from conftest import write_catalog
+
+    from imagesearch.ingest.importer import import_file
+    from imagesearch.pricing.rates import RatesTable, save_rates
+    from imagesearch.workspace import Workspace
+
+    workspace = Workspace(make_settings(tmp_path / "data"))
+    import_file(workspace, write_catalog(tmp_path, 8))  # p003 and p007 are priced in GBP
+    old = workspace.rates()
+    save_rates(RatesTable(old.base, old.date, {code: rate for code, rate in old.rates.items() if code != "GBP"}), workspace.data_dir)
+    engine = SearchEngine(workspace)
+    result = search(engine, product_image(3), currency="EUR", sort_type="price", page_size=50)
+    products = {product["product_id"]: product for product in result["data"]["products"]}
+    assert products["p003"]["price"]["sale"]["currency"] == "GBP"  # the catalog's own price, not a guess
+    priced_in_eur = [pid for pid, product in products.items() if product["price"]["sale"]["currency"] == "EUR"]
+    assert ids(result)[: len(priced_in_eur)] == sorted(priced_in_eur, key=lambda pid: int(products[pid]["price"]["sale"]["value"]))
+    assert set(ids(result)[len(priced_in_eur):]) == {pid for pid in products if pid not in priced_in_eur}
+    engine.close()
+    workspace.close()

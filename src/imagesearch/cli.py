@@ -15,7 +15,8 @@ from .errors import ImageSearchError, RequestError
 from .ingest.importer import ImportRejected, delete_products, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
-from .workspace import EMBEDDER_KEY, Workspace
+from .search.engine import iso_time, same_thresholds_of
+from .workspace import CALIBRATION_KEY, EMBEDDER_KEY, Workspace
 
 if TYPE_CHECKING:
     import socket
@@ -160,14 +161,17 @@ def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
 @click.option("--samples", type=click.IntRange(5, 5000), default=100, show_default=True, help="Catalog photos to make copies of.")
 @click.option("--max-fp", type=click.FloatRange(0.0, 0.5), default=0.01, show_default=True, help="Largest false-positive rate allowed.")
 @click.option("--dry-run", is_flag=True, help="Measure and print, but keep the current thresholds.")
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def calibrate_command(ctx: click.Context, samples: int, max_fp: float, dry_run: bool) -> None:
+def calibrate_command(ctx: click.Context, samples: int, max_fp: float, dry_run: bool, progress: bool | None) -> None:
     """Set the "same" thresholds for this catalog from synthetic copies of its photos."""
     from .search.calibration import calibrate_same
     from .search.engine import SearchEngine
 
     engine = SearchEngine(_workspace(ctx))
-    report = calibrate_same(engine, samples=samples, max_fp=max_fp, save=not dry_run)
+    report = calibrate_same(
+        engine, samples=samples, max_fp=max_fp, save=not dry_run, progress=sys.stderr.isatty() if progress is None else progress
+    )
     _echo_json({
         "min_inliers": report.thresholds.min_inliers,
         "margin": report.thresholds.margin,
@@ -386,6 +390,7 @@ def info_command(ctx: click.Context) -> None:
     manifest = workspace.index_store.manifest(generation)
     rates = load_rates(workspace.data_dir)
     catalog_bytes = sum(path.stat().st_size for path in workspace.data_dir.glob("catalog.sqlite*"))
+    last_write = workspace.catalog.get_meta("last_write_at")
     info: dict[str, Any] = {
         "data_dir": str(workspace.data_dir.resolve()),
         **workspace.catalog.counts(),
@@ -397,10 +402,19 @@ def info_command(ctx: click.Context) -> None:
             "bytes": workspace.index_store.size_bytes(generation),
         },
         "catalog_bytes": catalog_bytes,
-        "last_write_at": workspace.catalog.get_meta("last_write_at"),
+        "last_write_at": iso_time(float(last_write)) if last_write else None,
+        "same_thresholds": _same_thresholds(workspace),
         "rates": {"base": rates.base, "date": rates.date.isoformat(), "currencies": len(rates.rates)},
     }
     _echo_json(info)
+
+
+def _same_thresholds(workspace: Workspace) -> dict[str, Any]:
+    """The "same" thresholds searches use: calibrated for this catalog (with the measured rates), or the settings'."""
+    thresholds = same_thresholds_of(workspace)
+    report = json.loads(workspace.catalog.get_meta(CALIBRATION_KEY + "_report") or "{}")
+    return {"min_inliers": thresholds.min_inliers, "margin": thresholds.margin, "source": thresholds.source,
+            **{key: report[key] for key in ("recall", "false_positive_rate") if key in report}}
 
 
 def _index_kind(workspace: Workspace, generation: int) -> str:
@@ -421,7 +435,14 @@ def rates_import(ctx: click.Context, file: Path) -> None:
     settings: Settings = ctx.obj["settings"]
     table = parse_rates(file.read_bytes())
     path = save_rates(table, settings.data_dir)
-    _echo_json({"saved": str(path), "base": table.base, "date": table.date.isoformat(), "currencies": len(table.rates)})
+    unrated = sorted(_workspace(ctx).catalog.currencies() - set(table.rates))
+    if unrated:
+        click.echo(
+            f"warning: the catalog has prices in {', '.join(unrated)}, which this table has no rate for; "
+            "those prices are shown in their own currency until a table with them is imported", err=True,
+        )
+    _echo_json({"saved": str(path), "base": table.base, "date": table.date.isoformat(), "currencies": len(table.rates),
+                "catalog_currencies_without_rate": unrated})
 
 
 @rates_group.command("show")

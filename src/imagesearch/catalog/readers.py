@@ -47,10 +47,12 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, str, Any]]:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
+            line = text.rstrip("\r\n")
             try:
-                yield number, text.rstrip("\n"), json.loads(text, parse_float=Decimal)
+                yield number, line, json.loads(line, parse_float=Decimal)
             except json.JSONDecodeError as exc:
-                yield number, text.rstrip("\n"), RowError(number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+                # The column within this line (the parser counts from the start of what it was given).
+                yield number, line, RowError(number, f"not valid JSON: {exc.msg} at column {exc.pos + 1}")
 
 
 def _csv_to_dict(row: dict[str, str], default_lang: str) -> dict[str, Any]:

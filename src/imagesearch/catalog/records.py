@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from ..i18n import normalize_country, normalize_language
@@ -94,6 +95,13 @@ class PriceRecord(BaseModel):
             raise ValueError(f"{value!r} is not an ISO 4217 currency code")
         return code
 
+    @model_validator(mode="after")
+    def _sale_not_above_original(self) -> PriceRecord:
+        # A sale price above the "original" would be shown struck through as if it were a discount.
+        if self.original is not None and self.sale > self.original:
+            raise ValueError(f"sale {self.sale} is above original {self.original}; omit original when there is no discount")
+        return self
+
 
 class ProductRecord(BaseModel):
     """One product as imported; see the README for the file formats."""
@@ -152,13 +160,12 @@ class ProductRecord(BaseModel):
             value = [part for part in re.split(r"[\s,|;]+", value) if part]
         if not isinstance(value, list) or not value:
             raise ValueError('ship_to must be a list of country codes, or "*" for every country')
-        codes = []
-        for item in value:
-            code = normalize_country(str(item))
-            if code is None:
-                raise ValueError(f"{item!r} is not an ISO 3166-1 alpha-2 country code")
-            codes.append(code)
-        return sorted(set(codes))
+        codes = [normalize_country(str(item)) for item in value]
+        bad = [repr(item) for item, code in zip(value, codes, strict=True) if code is None]
+        if bad:
+            what = "is not an ISO 3166-1 alpha-2 country code" if len(bad) == 1 else "are not ISO 3166-1 alpha-2 country codes"
+            raise ValueError(f"{', '.join(bad)} {what}")
+        return sorted({code for code in codes if code})
 
     @field_validator("product_detail_url")
     @classmethod

@@ -148,6 +148,11 @@ class Catalog:
         with self.reader() as connection:
             return _get_meta(connection, key, default)
 
+    def currencies(self) -> set[str]:
+        """The currencies the catalog's prices are in."""
+        with self.reader() as connection:
+            return set(connection.scalars(select(products.c.currency.distinct())))
+
     def counts(self) -> dict[str, int]:
         with self.reader() as connection:
             return {

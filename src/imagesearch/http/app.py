@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from pathlib import Path
@@ -167,7 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
         snapshot = await run_in_threadpool(engine.snapshot)
-        return {"status": "ok", "generation": snapshot.generation, "vectors": len(snapshot.index)}
+        return {"status": "ok", "generation": snapshot.generation, "vectors": len(snapshot.index), "pid": os.getpid()}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from ..evaluation.transforms import TRANSFORMS
 from ..vision.decode import decode_image
@@ -52,8 +53,10 @@ def _rate(evidence: list[tuple[SameEvidence, int | None]], thresholds: tuple[int
     return hits / max(1, len(evidence))
 
 
-def calibrate_same(engine: SearchEngine, samples: int = 100, max_fp: float = 0.01, seed: int = 0, save: bool = True) -> CalibrationReport:
-    """Measure and (with ``save``) store the "same" thresholds for this catalog."""
+def calibrate_same(
+    engine: SearchEngine, samples: int = 100, max_fp: float = 0.01, seed: int = 0, save: bool = True, progress: bool = False
+) -> CalibrationReport:
+    """Measure and (with ``save``) store the "same" thresholds for this catalog (``progress``: a bar on stderr)."""
     started = time.perf_counter()
     catalog = engine.workspace.catalog
     embedder = engine.workspace.embedder
@@ -62,7 +65,7 @@ def calibrate_same(engine: SearchEngine, samples: int = 100, max_fp: float = 0.0
     thumbnails = catalog.thumbnails([image_id for image_id, _, _ in photos])
     positives: list[tuple[SameEvidence, int | None]] = []
     negatives: list[tuple[SameEvidence, int | None]] = []
-    for image_id, product_pk, owners in photos:
+    for image_id, product_pk, owners in tqdm(photos, unit="photo", desc="calibrate", disable=not progress):
         if image_id not in thumbnails:
             continue
         original = decode_image(thumbnails[image_id])

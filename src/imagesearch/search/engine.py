@@ -127,15 +127,8 @@ class SearchEngine:
                     index = self.workspace.load_index(generation, mmap=True)
                 except CatalogError as exc:
                     raise RequestError(ErrorCode.CatalogUnavailable, reason=str(exc)) from exc
-                self._snapshot = Snapshot(generation, index, owners, self._same_thresholds())
+                self._snapshot = Snapshot(generation, index, owners, same_thresholds_of(self.workspace))
             return self._snapshot
-
-    def _same_thresholds(self) -> SameThresholds:
-        """The catalog's own calibration (``imagesearch calibrate``) if any, else the settings."""
-        stored = self.workspace.catalog.get_meta(CALIBRATION_KEY)
-        if stored:
-            return SameThresholds.from_json(stored)
-        return SameThresholds(self.settings.same_min_inliers, self.settings.same_margin)
 
     def rates(self) -> RatesTable:
         """The rates table, re-read when ``rates import`` replaces it."""
@@ -365,6 +358,14 @@ class SearchEngine:
 
     def close(self) -> None:
         self.results.close()
+
+
+def same_thresholds_of(workspace: Workspace) -> SameThresholds:
+    """The catalog's own calibration (``imagesearch calibrate``) if any, else the settings."""
+    stored = workspace.catalog.get_meta(CALIBRATION_KEY)
+    if stored:
+        return SameThresholds.from_json(stored)
+    return SameThresholds(workspace.settings.same_min_inliers, workspace.settings.same_margin)
 
 
 def iso_time(epoch: float) -> str:
