@@ -46,10 +46,16 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh tab at 1280 px (desktop) or 390 px (phone); ``page.width_name`` says which."""
+    phone = request.param == "phone"
+    context = browser.new_context(viewport=WIDTHS[request.param], device_scale_factor=2 if phone else 1, is_mobile=phone)
     tab = context.new_page()
+    tab.width_name = request.param
     yield tab
     context.close()
 
@@ -60,62 +66,115 @@ def upload(page: Any, site: dict[str, Any], path: Path) -> None:
     page.set_input_files("#file", str(path))
 
 
-def test_upload_finds_the_product_first_and_screenshots(page: Any, site: dict[str, Any], browser: Any) -> None:
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{page.width_name}.png"), full_page=True)
+
+
+def no_horizontal_overflow(page: Any) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
+
+
+def focused_id(page: Any) -> str:
+    return str(page.evaluate("document.activeElement && document.activeElement.id"))
+
+
+def test_the_empty_page_is_clean(page: Any, site: dict[str, Any]) -> None:
+    page.goto(site["base"] + "/")
+    page.wait_for_selector("#currency option", state="attached")
+    assert not page.locator("#query-preview").is_visible()  # no broken-image icon
+    assert not page.locator("#pager").is_visible() and not page.locator("#next").is_visible()
+    assert not page.locator("#error").is_visible() and page.locator("#status").inner_text() == ""
+    assert page.evaluate("document.querySelector('link[rel=icon]').href").endswith("/static/favicon.svg")
+    shot(page, "empty")
+
+
+def test_upload_finds_the_product_and_says_how_many(page: Any, site: dict[str, Any]) -> None:
     upload(page, site, site["query"])
     page.wait_for_selector("#results .card")
     first = page.locator("#results .card").first
-    assert "Product 4" in first.locator("h3").inner_text()
-    assert "Similarity" in first.inner_text()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "results-desktop.png"), full_page=True)
-    first.locator("text=Why it matched").click()
-    page.wait_for_selector(".images li p")
-    assert "best match" in page.locator(".images").inner_text()
-    assert "Produit 4" in page.locator("#product-body table").inner_text()  # titles in every language
-    page.screenshot(path=str(ARTIFACTS / "product-desktop.png"), full_page=True)
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
-    small = phone.new_page()
-    upload(small, site, site["query"])
-    small.wait_for_selector("#results .card")
-    small.screenshot(path=str(ARTIFACTS / "results-phone.png"), full_page=True)
-    small.locator("#results .card").first.locator("text=Why it matched").click()
-    small.wait_for_selector(".images li p")
-    small.screenshot(path=str(ARTIFACTS / "product-phone.png"), full_page=True)
-    phone.close()
+    assert "Product 4" in first.locator("h3").inner_text() and "Similarity" in first.inner_text()
+    status = page.locator("#status").inner_text()
+    assert status.startswith("Showing 1–12 of ") and status.endswith("matches.")
+    assert page.locator("#pager").is_visible() and "Page 1 of" in page.locator("#page-info").inner_text()
+    assert no_horizontal_overflow(page)
+    for card in page.locator("#results .card").all():  # the discount badge is never clipped
+        badge = card.locator(".badge")
+        if badge.count():
+            inner, outer = badge.bounding_box(), card.bounding_box()
+            assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+    shot(page, "results")
 
 
-def test_changing_currency_changes_prices(page: Any, site: dict[str, Any]) -> None:
+def test_why_it_matched_replaces_the_results_in_the_chosen_language(page: Any, site: dict[str, Any]) -> None:
     upload(page, site, site["query"])
     page.wait_for_selector("#results .card")
-    assert "USD" in page.locator(".price").first.inner_text()
+    page.select_option("#lang", "fr")
+    page.wait_for_function("document.querySelector('#results h3') && document.querySelector('#results h3').textContent.includes('Produit')")
+    page.locator("#results .card").first.locator("text=Why it matched").click()
+    page.wait_for_selector(".images li p")
+    assert not page.locator("#search-view").is_visible() and page.locator("#product-view").is_visible()
+    assert page.locator("#product-title").inner_text() == "Produit 4" and focused_id(page) == "product-title"
+    assert page.locator("#product-title").bounding_box()["y"] < 200  # on screen, not below the results
+    assert "best match" in page.locator(".images").inner_text()
+    assert "Product 4" in page.locator("#product-body table").inner_text()  # titles in every language
+    assert no_horizontal_overflow(page)
+    shot(page, "product")
+    page.click("#back")
+    page.wait_for_selector("#search-view:not([hidden])")
+    assert page.locator("#results .card").count() == 12
+
+
+def test_prices_are_formatted_for_the_locale(page: Any, site: dict[str, Any]) -> None:
+    upload(page, site, site["query"])
+    page.wait_for_selector("#results .card")
     page.select_option("#currency", "JPY")
-    page.wait_for_function("document.querySelector('.price') && document.querySelector('.price').textContent.includes('JPY')")
-    assert "JPY" in page.locator(".price").first.inner_text()
+    page.wait_for_function("document.querySelector('.price') && document.querySelector('.price').textContent.includes('¥')")
+    assert "JPY" not in page.locator(".price").first.inner_text()  # "¥2,323", not "2323 JPY"
+    page.select_option("#lang", "fr")
+    page.select_option("#currency", "EUR")
+    page.wait_for_function("document.querySelector('.price') && /\\d,\\d\\d\\s€/.test(document.querySelector('.price').textContent)")
 
 
 def test_paging_forward_and_back(page: Any, site: dict[str, Any]) -> None:
     upload(page, site, site["query"])
     page.wait_for_selector("#results .card")
     first_page = page.locator("#results h3").all_inner_texts()
-    assert "Page 1 of" in page.locator("#page-info").inner_text()
     page.click("#next")
     page.wait_for_function("document.getElementById('page-info').textContent.startsWith('Page 2')")
     second_page = page.locator("#results h3").all_inner_texts()
     assert second_page and not set(second_page) & set(first_page)
+    assert page.locator("#status").inner_text().startswith("Showing 13–")
     page.click("#prev")
     page.wait_for_function("document.getElementById('page-info').textContent.startsWith('Page 1')")
     assert page.locator("#results h3").all_inner_texts() == first_page
 
 
-def test_a_non_image_shows_a_readable_error(page: Any, site: dict[str, Any]) -> None:
-    upload(page, site, site["not_image"])
+def test_an_error_clears_stale_results_and_pager(page: Any, site: dict[str, Any]) -> None:
+    upload(page, site, site["query"])
+    page.wait_for_selector("#results .card")
+    page.set_input_files("#file", str(site["not_image"]))
     page.wait_for_selector("#error:not([hidden])")
     message = page.locator("#error").inner_text()
     assert "not an image" in message and "{" not in message
+    assert page.locator("#results .card").count() == 0 and not page.locator("#pager").is_visible()
+    assert page.locator("#status").inner_text() == ""
 
 
-def test_catalog_overview(page: Any, site: dict[str, Any]) -> None:
-    page.goto(site["base"] + "/#/catalog")
+def test_catalog_overview_replaces_the_search_view(page: Any, site: dict[str, Any]) -> None:
+    page.goto(site["base"] + "/")
+    page.wait_for_selector("#currency option", state="attached")
+    page.click("header nav >> text=Catalog")
     page.wait_for_selector("#catalog-body dd")
+    assert not page.locator("#search-view").is_visible() and focused_id(page) == "catalog-title"
+    assert page.locator("#catalog-title").bounding_box()["y"] < 200
     text = page.locator("#catalog-body").inner_text()
     assert "30" in text and "efficientnet-lite0" in text and "flat" in text
+    assert no_horizontal_overflow(page)
+    shot(page, "catalog")
+
+
+def test_docs_page_renders_the_api(page: Any, site: dict[str, Any]) -> None:
+    page.goto(site["base"] + "/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path=\"/v1/search\"]", timeout=15_000)
+    assert "Unable to render" not in page.content()

@@ -3,9 +3,23 @@
 const $ = (id) => document.getElementById(id);
 const state = { file: null, pages: [], index: -1, lastQueryUrl: null };
 
-function showError(message) {
-  $("error").textContent = message;
-  $("error").hidden = !message;
+function showError(message, id = "error") {
+  $(id).textContent = message;
+  $(id).hidden = !message;
+}
+
+/** The chosen language as a BCP 47 locale ("pt_BR" -> "pt-BR"), for Intl formatting. */
+function locale() {
+  return ($("lang").value || "en").replace("_", "-");
+}
+
+/** An amount (a decimal string) in its currency, as the chosen locale writes it: "¥2,323", "12,34 €". */
+function money(amount, currency) {
+  try {
+    return new Intl.NumberFormat(locale(), { style: "currency", currency }).format(Number(amount));
+  } catch (err) {
+    return `${amount} ${currency}`;
+  }
 }
 
 async function api(path, options = {}) {
@@ -58,8 +72,13 @@ async function search() {
     state.index = 0;
     render();
   } catch (err) {
-    state.pages = []; state.index = -1; render(); showError(err.message);
+    clearResults(); showError(err.message);
   }
+}
+
+/** Forget the shown results: no stale cards, count or pager stay next to an error. */
+function clearResults() {
+  state.pages = []; state.index = -1; render();
 }
 
 async function turn(step) {
@@ -76,7 +95,7 @@ async function turn(step) {
       body: JSON.stringify({ start_row_key: current.next_start_row_key }),
     });
     state.pages.push(page); state.index = target; render();
-  } catch (err) { showError(err.message); $("status").textContent = ""; }
+  } catch (err) { clearResults(); showError(err.message); }
 }
 
 function text(tag, content, className) {
@@ -102,16 +121,19 @@ function card(product) {
   if (product.product_detail_url) { link.target = "_blank"; link.rel = "noopener"; }
   title.appendChild(link);
   body.appendChild(title);
-  const price = text("p", `${product.price.sale} ${product.price.currency}`, "price");
+  const price = document.createElement("p");
+  price.className = "price";
+  price.appendChild(text("span", money(product.price.sale, product.price.currency)));
   if (product.discount_percent > 0) {
-    const original = text("del", `${product.price.original} ${product.price.currency}`);
-    original.setAttribute("aria-label", `was ${product.price.original} ${product.price.currency}`);
+    const original = text("del", money(product.price.original, product.price.currency));
+    original.setAttribute("aria-label", `was ${original.textContent}`);
     price.appendChild(original);
     price.appendChild(text("span", `-${product.discount_percent}%`, "badge"));
   }
   body.appendChild(price);
   const rating = product.evaluate_rate === null ? "no rating" : `★ ${product.evaluate_rate}`;
-  body.appendChild(text("p", `${product.volume} orders · ${rating} · shop ${product.shop_id}`, "meta"));
+  const orders = new Intl.NumberFormat(locale()).format(product.volume);
+  body.appendChild(text("p", `${orders} orders · ${rating} · shop ${product.shop_id}`, "meta"));
   body.appendChild(text("p", `Similarity ${product.score.toFixed(3)}`, "meta score"));
   const details = document.createElement("a");
   details.href = `#/product/${encodeURIComponent(product.product_id)}`;
@@ -125,12 +147,16 @@ function render() {
   const list = $("results");
   list.replaceChildren();
   const page = state.pages[state.index];
-  $("pager").hidden = !page || page.page.count <= 1;
+  $("pager").hidden = !page || page.page.pages <= 1;
   if (!page) { $("status").textContent = ""; return; }
   page.products.forEach((product) => list.appendChild(card(product)));
-  $("status").textContent = page.total_count
-    ? `${page.total_count} products match.` : "No product matches this photo with these options.";
-  $("page-info").textContent = `Page ${page.page.number} of ${page.page.count}`;
+  const first = (page.page.number - 1) * page.page.size + 1;
+  const last = first + page.page.count - 1;
+  const of = page.total_is_capped ? `the best ${page.total_count}` : `${page.total_count}`;
+  $("status").textContent = !page.total_count ? "No product matches this photo with these options."
+    : page.page.count ? `Showing ${first}–${last} of ${of} ${page.total_count === 1 ? "match" : "matches"}.`
+    : `This page is past the last of ${of} matches.`;
+  $("page-info").textContent = `Page ${page.page.number} of ${page.page.pages}`;
   $("prev").disabled = state.index === 0;
   $("next").disabled = !page.page.has_next;
 }
@@ -139,8 +165,11 @@ async function showProduct(id) {
   $("product-title").textContent = "Loading…";
   const body = $("product-body");
   body.replaceChildren();
+  showError("", "product-error");
   try {
-    const product = await api(`/v1/products/${encodeURIComponent(id)}?currency=${encodeURIComponent($("currency").value || "")}`);
+    const query = new URLSearchParams({ lang: $("lang").value });
+    if ($("currency").value) query.set("currency", $("currency").value);
+    const product = await api(`/v1/products/${encodeURIComponent(id)}?${query}`);
     let scores = {};
     if (state.file) {
       const form = new FormData();
@@ -167,7 +196,9 @@ async function showProduct(id) {
       images.appendChild(item);
     });
     body.appendChild(images);
-    body.appendChild(text("p", `${product.price.sale} ${product.price.currency} (catalog price ${product.price_in_catalog.sale} ${product.price_in_catalog.currency}) · ${product.volume} orders · shop ${product.shop_id}`));
+    const catalogPrice = money(product.price_in_catalog.sale, product.price_in_catalog.currency);
+    const orders = new Intl.NumberFormat(locale()).format(product.volume);
+    body.appendChild(text("p", `${money(product.price.sale, product.price.currency)} (catalog price ${catalogPrice}) · ${orders} orders · shop ${product.shop_id}`));
     const table = document.createElement("table");
     table.appendChild(document.createElement("caption")).textContent = "Titles and categories in every language";
     const head = table.appendChild(document.createElement("tr"));
@@ -189,35 +220,41 @@ async function showProduct(id) {
     }
   } catch (err) {
     $("product-title").textContent = "Product";
-    showError(err.message);
+    showError(err.message, "product-error");
   }
 }
 
 async function showCatalog() {
   const list = $("catalog-body");
   list.replaceChildren();
+  showError("", "catalog-error");
   try {
     const info = await api("/v1/catalog");
     const rows = [
       ["Products", info.products], ["Images", info.images], ["Distinct photos", info.distinct_images],
       ["Categories", info.categories], ["Shops", info.shops], ["Embedder", info.embedder || "—"],
       ["Index", `${info.index.kind} (${info.index.vectors} vectors, generation ${info.index.generation})`],
-      ["Last import", info.last_write_at ? new Date(info.last_write_at * 1000).toLocaleString() : "never"],
+      ["Last import", info.last_write_at ? new Date(info.last_write_at).toLocaleString(locale()) : "never"],
       ["Exchange rates", `${info.rates.base}, ${info.rates.date}`],
     ];
     rows.forEach(([label, value]) => { list.appendChild(text("dt", label)); list.appendChild(text("dd", String(value))); });
-  } catch (err) { showError(err.message); }
+  } catch (err) { showError(err.message, "catalog-error"); }
 }
 
-function route() {
+/** Show the view the address names; on a change of view, move focus to its heading (for screen readers and keyboards). */
+function route(event) {
   const hash = location.hash || "#/";
   const product = hash.match(/^#\/product\/(.+)$/);
-  $("search-view").hidden = !(hash === "#/" || hash === "#");
-  $("product-view").hidden = !product;
-  $("catalog-view").hidden = hash !== "#/catalog";
-  showError("");
+  const views = { "search-view": !product && hash !== "#/catalog", "product-view": !!product, "catalog-view": hash === "#/catalog" };
+  for (const [id, shown] of Object.entries(views)) $(id).hidden = !shown;
   if (product) showProduct(decodeURIComponent(product[1]));
   if (hash === "#/catalog") showCatalog();
+  if (event) {
+    const heading = { "search-view": "search-title", "product-view": "product-title", "catalog-view": "catalog-title" };
+    const shown = Object.keys(views).find((id) => views[id]);
+    $(heading[shown]).focus();
+    window.scrollTo(0, 0);
+  }
 }
 
 async function init() {
@@ -234,6 +271,7 @@ async function init() {
   $("file").addEventListener("change", (event) => setFile(event.target.files[0]));
   $("search-form").addEventListener("submit", (event) => { event.preventDefault(); search(); });
   for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order"]) $(name).addEventListener("change", () => { if (state.file) search(); });
+  $("ship_to").addEventListener("change", () => { if (state.file) search(); });
   $("prev").addEventListener("click", () => turn(-1));
   $("next").addEventListener("click", () => turn(1));
   $("back").addEventListener("click", (event) => { event.preventDefault(); history.length > 1 ? history.back() : (location.hash = "#/"); });
