@@ -1,11 +1,18 @@
 """Load: searchV2 requests per second and latency through /sync, at concurrency 1, 4 and 16.
 
-    python bench/load.py [--workers 2] [--requests 200] [--seconds 30]
+    python bench/load.py [--workers 2] [--designs 300] [--requests 200] [--seconds 30]
 
-Starts ``imagesearch serve`` on 127.0.0.1 over a generated demo catalog (80
-products), creates an app, and sends md5-signed searchV2 requests (as the TOP
-SDK does) from an asyncio load generator in this process.  Each level stops
-after ``--requests`` requests or ``--seconds`` seconds, whichever comes first.
+Starts ``imagesearch serve`` on 127.0.0.1 over a generated demo catalog
+(``--designs`` designs, each sold by one to three shops), creates an app, and
+sends md5-signed searchV2 requests (as the TOP SDK does) from an asyncio load
+generator in this process.  Each level stops after ``--requests`` requests or
+``--seconds`` seconds, whichever comes first.  Requests are built (base64,
+signature) before the clock starts: only the round trip is timed.
+
+Then, at concurrency 1, each query goes once through /sync (a plain
+keep-alive http.client connection) and once straight to ``SearchEngine.search``
+in this process, interleaved: the report shows what the HTTP layer adds (the
+/sync p50 minus the engine's p50).
 """
 
 from __future__ import annotations
@@ -13,18 +20,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+from pathlib import Path
 
 import httpx
 import numpy as np
 from common import RESULTS, machine, today
 
+from imagesearch.config import load_settings
 from imagesearch.http.signing import signature
+from imagesearch.search.engine import SearchEngine
+from imagesearch.workspace import Workspace
 
 
 def free_port() -> int:
@@ -58,10 +71,10 @@ async def level(base: str, app: dict, images: list[bytes], concurrency: int, tot
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal sent, errors
         while sent < total and time.perf_counter() < deadline:
-            image = images[sent % len(images)]
+            params = request_params(app, images[sent % len(images)])
             sent += 1
             started = time.perf_counter()
-            response = await client.post(f"{base}/sync", data=request_params(app, image))
+            response = await client.post(f"{base}/sync", data=params)
             latencies.append((time.perf_counter() - started) * 1000)
             body = response.json()
             if response.status_code != 200 or "error_response" in body:
@@ -78,15 +91,59 @@ async def level(base: str, app: dict, images: list[bytes], concurrency: int, tot
     }
 
 
+def http_overhead(base: str, app: dict, data_dir: str, workers: int, images: list[bytes], repeats: int) -> dict:
+    """/sync round trips and ``SearchEngine.search`` in this process, interleaved query by query, at concurrency 1.
+
+    The round trip uses a plain keep-alive ``http.client`` connection (the
+    lightest client, so its own cost is not counted as the server's); the
+    in-process engine gets the threads ``serve`` gives a worker.  Interleaving
+    puts both under the same machine noise.
+    """
+    settings = load_settings(Path(data_dir), environ={}).with_overrides(
+        model_cache_dir=str(RESULTS / "models"), threads=max(1, (os.cpu_count() or 1) // workers), index_threads=1
+    )
+    workspace = Workspace(settings)
+    engine = SearchEngine(workspace)
+    params = [engine.parse({"currency": "EUR", "sort_type": "best"}, image=image, image_param="image") for image in images]
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port))
+    sync_ms: list[float] = []
+    engine_ms: list[float] = []
+    for round_no in range(repeats + 1):
+        for image, item in zip(images, params, strict=True):
+            body = urllib.parse.urlencode(request_params(app, image)).encode()
+            started = time.perf_counter()
+            connection.request("POST", "/sync", body, {"Content-Type": "application/x-www-form-urlencoded"})
+            reply = connection.getresponse().read()
+            elapsed = (time.perf_counter() - started) * 1000
+            assert b"error_response" not in reply
+            started = time.perf_counter()
+            engine.search(item)
+            if round_no:  # the first round warms both up
+                sync_ms.append(elapsed)
+                engine_ms.append((time.perf_counter() - started) * 1000)
+    connection.close()
+    engine.close()
+    workspace.close()
+    sync_p50, engine_p50 = float(np.percentile(sync_ms, 50)), float(np.percentile(engine_ms, 50))
+    return {"requests": len(sync_ms), "sync_p50_ms": round(sync_p50, 1), "engine_search_p50_ms": round(engine_p50, 1),
+            "http_adds_ms": round(sync_p50 - engine_p50, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--designs", type=int, default=300)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     data_dir = str(RESULTS / "load-data")
     subprocess.run(["rm", "-rf", data_dir], check=True)
-    cli(data_dir, "demo", "--no-serve")
+    catalog = json.loads(subprocess.run(
+        [sys.executable, "-m", "imagesearch.cli", "demo-catalog", os.path.join(data_dir, "demo-catalog"), "--count", str(args.designs)],
+        check=True, capture_output=True, text=True,
+    ).stdout)["catalog"]
+    imported = cli(data_dir, "import", catalog, "--no-progress")
     app = cli(data_dir, "apps", "create", "load", "--rate-limit", "100000")
     images = [open(os.path.join(data_dir, "demo-catalog", "images", f"{i}.jpg"), "rb").read() for i in range(20)]
     port = free_port()
@@ -105,10 +162,14 @@ def main() -> None:
                 time.sleep(0.1)
         asyncio.run(level(base, app, images, 2, 20, 10))  # warm-up: every worker loads its model and index
         results = [asyncio.run(level(base, app, images, c, args.requests, args.seconds)) for c in (1, 4, 16)]
+        overhead = http_overhead(base, app, data_dir, args.workers, images, max(1, args.requests // len(images)))
     finally:
         server.terminate()
         server.wait(timeout=10)
-    report = {"date": today(), "machine": machine(), "server_workers": args.workers, "catalog_products": 80, "levels": results}
+    report = {
+        "date": today(), "machine": machine(), "server_workers": args.workers,
+        "catalog_products": imported["products_written"], "levels": results, "http_overhead_at_concurrency_1": overhead,
+    }
     print(json.dumps(report, indent=2))
     (RESULTS / f"load-{today()}.json").write_text(json.dumps(report, indent=2))
 

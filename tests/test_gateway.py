@@ -251,10 +251,14 @@ def test_rate_limit_reached_and_recovered(server: dict[str, Any], model_cache: P
     assert body["error_response"]["code"] == "InvalidApiPath"
 
 
-def test_revoked_app_is_refused(server: dict[str, Any], model_cache: Path) -> None:
+def test_revoked_app_is_refused_within_the_cache_time(server: dict[str, Any], model_cache: Path) -> None:
+    from imagesearch.access.store import APP_CACHE_SECONDS
+
     gone = cli(server["data_dir"], model_cache, "apps", "create", "gone shop")
-    cli(server["data_dir"], model_cache, "apps", "revoke", gone["app_key"])
     app = {**server, "app_key": gone["app_key"], "secret": gone["secret"]}
+    assert error_of(app, signed(app, method="aliexpress.nothing"))["code"] == "InvalidApiPath"  # known, and now cached
+    cli(server["data_dir"], model_cache, "apps", "revoke", gone["app_key"])
+    time.sleep(APP_CACHE_SECONDS + 0.1)
     assert error_of(app, signed(app))["code"] == "InvalidAppKey"
 
 

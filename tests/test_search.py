@@ -26,7 +26,7 @@ from imagesearch.vision.synthetic import product_image
 
 def rendered(engine: SearchEngine, params: SearchParams) -> dict[str, Any]:
     page = engine.search(params)
-    return render(page, present_page(page, "en", "http://127.0.0.1:8000")).model_dump()
+    return render(page, present_page(page, "en", "http://127.0.0.1:8000"))
 
 
 def search(engine: SearchEngine, image: Image.Image | bytes, **fields: Any) -> dict[str, Any]:

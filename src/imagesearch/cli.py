@@ -152,9 +152,9 @@ def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
         page = engine.search_request(param0, image=image.read_bytes(), image_param="PHOTO")
         result: Any = render(page, present_page(page, settings.default_lang, settings.public_url or DEFAULT_BASE_URL))
     except RequestError as exc:
-        _echo_json({"aliexpress_ds_image_searchV2_response": {"result": render_error(exc).model_dump()}})
+        _echo_json({"aliexpress_ds_image_searchV2_response": {"result": render_error(exc)}})
         sys.exit(1)
-    _echo_json({"aliexpress_ds_image_searchV2_response": {"result": result.model_dump()}})
+    _echo_json({"aliexpress_ds_image_searchV2_response": {"result": result}})
 
 
 @main.command("calibrate")

@@ -8,6 +8,7 @@ optional: a request that carries one must carry a valid one.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -56,11 +57,22 @@ class App:
         return not self.methods or method in self.methods.split(",")
 
 
+#: How long a server process trusts an app it looked up: a revocation reaches every server within this.
+APP_CACHE_SECONDS = 1.0
+
+
 class AccessStore:
-    """Create, list, look up and revoke apps and tokens."""
+    """Create, list, look up and revoke apps and tokens.
+
+    Lookups by the gateway (one per request) are cached per process for
+    :data:`APP_CACHE_SECONDS`, unknown keys included, so a burst of calls
+    costs one query a second per app instead of one each.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._apps: dict[str, tuple[float, App | None]] = {}
+        self._lock = threading.Lock()
         _metadata.create_all(engine)
 
     def create_app(self, name: str, rate_limit: float = 50.0, methods: tuple[str, ...] = ()) -> App:
@@ -74,6 +86,20 @@ class AccessStore:
         with self.engine.connect() as connection:
             row = connection.execute(select(apps_table).where(apps_table.c.app_key == app_key)).first()
         return App(**row._mapping) if row else None
+
+    def cached_app(self, app_key: str) -> App | None:
+        """:meth:`get_app`, trusted for :data:`APP_CACHE_SECONDS` (the gateway's lookup on every call)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._apps.get(app_key)
+        if hit is not None and now - hit[0] < APP_CACHE_SECONDS:
+            return hit[1]
+        app = self.get_app(app_key)
+        with self._lock:
+            if len(self._apps) > 10_000:  # unknown keys sent by a flood must not grow it without bound
+                self._apps.clear()
+            self._apps[app_key] = (now, app)
+        return app
 
     def list_apps(self) -> list[App]:
         with self.engine.connect() as connection:

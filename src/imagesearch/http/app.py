@@ -9,11 +9,14 @@ exceptions mapped here, once, to ``/v1``'s error shape with the code's status.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,10 @@ from ..config import Settings, load_settings
 from ..errors import ErrorCode, RequestError
 from ..search.engine import SearchEngine
 from ..workspace import Workspace
-from .gateway import Gateway, build_router
+from .gateway import Gateway, sync_endpoint
 from .native import NativeApi, build_native_router
 from .ratelimit import RateLimiter
+from .threads import base_url
 
 access_log = logging.getLogger("imagesearch.access")
 STATIC = Path(__file__).parent / "static"
@@ -128,7 +132,18 @@ def create_app(settings: Settings) -> FastAPI:
     engine = SearchEngine(workspace)
     access = AccessStore(workspace.catalog.engine)
     limiter = RateLimiter(share=1.0 / max(1, settings.workers))
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(engine.warm_up)
+        # What start-up built (model, index, libraries) lives as long as the process: keep it out of
+        # every garbage collection, which otherwise rescans it after a few searches' worth of objects.
+        gc.freeze()
+        yield
+        engine.close()
+        workspace.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="imagesearch",
         version=__version__,
         docs_url=None,
@@ -138,9 +153,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     def public_url(request: Request) -> str:
         """Where our thumbnails are served: the setting, else the address this request reached."""
-        return settings.public_url or str(request.base_url).rstrip("/")
+        return base_url(request, settings.public_url)
 
-    app.include_router(build_router(Gateway(engine, access, limiter), public_url))
+    app.add_route("/sync", sync_endpoint(Gateway(engine, access, limiter), public_url), methods=["GET", "POST"], include_in_schema=False)
     app.include_router(build_native_router(NativeApi(engine), public_url))
 
     def request_id(request: Request) -> str:

@@ -15,22 +15,22 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
 
 from ..access.store import App, AccessStore
 from ..errors import ErrorCode, RequestError
 from ..search.engine import SearchEngine
 from ..search.presentation import present_page
-from ..search.searchv2 import render, render_error, render_flat
+from ..search.searchv2 import SearchV2Error, SearchV2Result, render, render_error, render_flat
 from .forms import parse_form, read_body
 from .iop import error_body, response_key
 from .ratelimit import RateLimiter, ban_seconds
 from .signing import SIGN_METHODS, verify
+from .threads import json_bytes, json_from_thread
 
 errors_log = logging.getLogger("imagesearch.errors")
 SEARCH_V2 = "aliexpress.ds.image.searchV2"
@@ -85,7 +85,7 @@ class Gateway:
         for name in ("method", "app_key", "timestamp", "sign"):
             if not params.get(name):
                 raise RequestError(ErrorCode.MissingParameter, name, sub_code=f"missing-{name}")
-        app = self.access.get_app(params["app_key"])
+        app = self.access.cached_app(params["app_key"][:64])
         if app is None or not app.active:
             raise RequestError(ErrorCode.InvalidAppKey)
         window = self.settings.timestamp_window_seconds
@@ -110,21 +110,33 @@ class Gateway:
         return app
 
     def answer(self, query: dict[str, str], body: bytes, content_type: str, public_url: str, state: dict[str, Any]) -> dict[str, Any]:
-        """The response document of one call (raises :class:`RequestError` for gateway errors)."""
-        fields, files = parse_form(body, content_type, ErrorCode.InvalidParameter) if body else ({}, {})
-        params = {**query, **fields}
-        method = params.get("method", "")
-        state["api"] = method if method in METHODS else "other"
-        state["app_key"] = params.get("app_key", "")[:64]
-        app = self.authenticate(params)
-        run = self.methods.get(method)
-        if run is None:
-            raise RequestError(ErrorCode.InvalidApiPath, method=method[:200])
-        if not app.may_call(method):
-            raise RequestError(ErrorCode.InsufficientPermission, method=method)
-        document = run(params, files, public_url, state)
+        """The response document of one call: the method's answer, or the gateway's error envelope."""
+        request_id = state.get("request_id", "")
+        try:
+            fields, files = parse_form(body, content_type, ErrorCode.InvalidParameter) if body else ({}, {})
+            params = {**query, **fields}
+            method = params.get("method", "")
+            state["api"] = method if method in METHODS else "other"
+            state["app_key"] = params.get("app_key", "")[:64]
+            app = self.authenticate(params)
+            run = self.methods.get(method)
+            if run is None:
+                raise RequestError(ErrorCode.InvalidApiPath, method=method[:200])
+            if not app.may_call(method):
+                raise RequestError(ErrorCode.InsufficientPermission, method=method)
+            document = run(params, files, public_url, state)
+        except RequestError as error:
+            return self.refusal(error, state)
+        except Exception:  # a bug: the SDKs still get their envelope (HTTP 200), the log gets the trace
+            errors_log.exception("request %s failed", request_id)
+            return self.refusal(RequestError(ErrorCode.InternalError, request_id=request_id), state)
         state["outcome"] = "ok"
-        return {response_key(method): document}
+        return {response_key(method): {**document, "request_id": request_id}}
+
+    @staticmethod
+    def refusal(error: RequestError, state: dict[str, Any]) -> dict[str, Any]:
+        state["outcome"] = error.code.value
+        return error_body(error, state.get("request_id", ""))
 
     def search_v2(self, params: dict[str, str], files: dict[str, bytes], public_url: str, state: dict[str, Any]) -> dict[str, Any]:
         """``aliexpress.ds.image.searchV2``: business failures are ``result.ret = false``."""
@@ -135,9 +147,9 @@ class Gateway:
                     param0[name] = params[name]
             page = self.engine.search_request(param0)
             state["timings"] = page.timings
-            result = render(page, present_page(page, self.settings.default_lang, public_url)).model_dump()
+            result: SearchV2Result | SearchV2Error = render(page, present_page(page, self.settings.default_lang, public_url))
         except RequestError as error:
-            result = render_error(error).model_dump()
+            result = render_error(error)
         return {"result": result}
 
     def search_v1(self, params: dict[str, str], files: dict[str, bytes], public_url: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -164,27 +176,17 @@ class Gateway:
         }
 
 
-def build_router(gateway: Gateway, public_url: Callable[[Request], str]) -> APIRouter:
-    router = APIRouter()
+def sync_endpoint(gateway: Gateway, public_url: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
+    """The ``/sync`` handler: a plain Starlette endpoint (no dependency injection on this hot path)."""
     body_limit = gateway.settings.max_request_bytes
 
-    async def sync(request: Request) -> JSONResponse:
-        request_id = request.state.request_id
+    async def sync(request: Request) -> Response:
+        state = request.scope.setdefault("state", {})
         try:
             body = await read_body(request, body_limit)
-            document = await run_in_threadpool(
-                gateway.answer, dict(request.query_params), body, request.headers.get("content-type", ""),
-                public_url(request), request.scope.setdefault("state", {}),
-            )
-            document[next(iter(document))]["request_id"] = request_id
         except RequestError as error:
-            request.state.outcome = error.code.value
-            document = error_body(error, request_id)
-        except Exception:  # a bug: the SDKs still get their envelope (HTTP 200), the log gets the trace
-            errors_log.exception("request %s failed", request_id)
-            request.state.outcome = ErrorCode.InternalError.value
-            document = error_body(RequestError(ErrorCode.InternalError, request_id=request_id), request_id)
-        return JSONResponse(document)
+            return Response(json_bytes(gateway.refusal(error, state)), media_type="application/json")
+        content_type = request.headers.get("content-type", "")
+        return await json_from_thread(gateway.answer, dict(request.query_params), body, content_type, public_url(request), state)
 
-    router.add_api_route("/sync", sync, methods=["GET", "POST"], include_in_schema=False)
-    return router
+    return sync

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from ..catalog.store import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
@@ -29,6 +28,7 @@ from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, V1_FIELDS
 from ..search.presentation import Presented, Reader, present, present_page, thumbnail_url
 from .forms import parse_form, read_body
 from .remote import fetch_image
+from .threads import json_from_thread
 
 
 class SearchRequest(BaseModel):
@@ -226,33 +226,33 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str]) ->
                            **{key: value for key, value in SearchRequest.model_json_schema()["properties"].items() if key != "image_base64"}},
         }},
     }}})
-    async def search(request: Request) -> JSONResponse:
+    async def search(request: Request) -> Response:
         body = await read_body(request, limit)
         content_type = request.headers.get("content-type", "")
-        return JSONResponse(await run_in_threadpool(api.search, body, content_type, public_url(request), state(request)))
+        return await json_from_thread(api.search, body, content_type, public_url(request), state(request))
 
     @router.get("/products/{product_id}", summary="A product with all its images, titles and categories")
-    async def get_product(request: Request, product_id: str, currency: str | None = None, lang: str | None = None) -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(api.product, product_id, currency, lang, public_url(request)))
+    async def get_product(request: Request, product_id: str, currency: str | None = None, lang: str | None = None) -> Response:
+        return await json_from_thread(api.product, product_id, currency, lang, public_url(request))
 
     @router.post("/products/{product_id}/match", summary="How well each image of a product matches a query photo (multipart file)")
-    async def match_product(request: Request, product_id: str) -> JSONResponse:
+    async def match_product(request: Request, product_id: str) -> Response:
         body = await read_body(request, limit)
-        return JSONResponse(await run_in_threadpool(api.match, product_id, body, request.headers.get("content-type", "")))
+        return await json_from_thread(api.match, product_id, body, request.headers.get("content-type", ""))
 
     @router.get("/catalog", summary="Catalog overview: counts, embedder, index, last import, rates")
-    async def catalog_overview() -> JSONResponse:
-        return JSONResponse(await run_in_threadpool(api.engine.overview))
+    async def catalog_overview() -> Response:
+        return await json_from_thread(api.engine.overview)
 
     @router.put("/products/{product_id}", summary="Insert or replace a product (admin)")
-    async def put_product(request: Request, product_id: str) -> JSONResponse:
+    async def put_product(request: Request, product_id: str) -> Response:
         api.check_admin(request.headers.get("authorization", ""))
         body = await read_body(request, limit)
-        return JSONResponse(await run_in_threadpool(api.put, product_id, body))
+        return await json_from_thread(api.put, product_id, body)
 
     @router.delete("/products/{product_id}", summary="Delete a product (admin)")
-    async def delete_product(request: Request, product_id: str) -> JSONResponse:
+    async def delete_product(request: Request, product_id: str) -> Response:
         api.check_admin(request.headers.get("authorization", ""))
-        return JSONResponse(await run_in_threadpool(api.delete, product_id))
+        return await json_from_thread(api.delete, product_id)
 
     return router

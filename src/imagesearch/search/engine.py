@@ -269,6 +269,7 @@ class SearchEngine:
         else:
             chosen = self.rank_similar(vector, params.ship_to)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
         keys = self.workspace.catalog.sort_keys([item.product_pk for item in chosen])
         chosen = [item for item in chosen if item.product_pk in keys]
         rates = self.rates()
@@ -292,8 +293,14 @@ class SearchEngine:
             page_size=page_size,
             capped=params.search_type == "similar" and len(ordered) >= self.settings.similar_cap,
         )
+        timings["sort_ms"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
         key = self.results.save(result) if len(ordered) > page_size else ""
-        return self._page(result, key, params.page_no or 1, page_size, rates, timings)
+        timings["save_ms"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        page = self._page(result, key, params.page_no or 1, page_size, rates, timings)
+        timings["page_ms"] = (time.perf_counter() - started) * 1000
+        return page
 
     def _page_from_cursor(self, params: SearchParams) -> SearchPage:
         assert params.start_row_key is not None
@@ -332,6 +339,17 @@ class SearchEngine:
             capped=result.capped,
             timings=timings,
         )
+
+    def warm_up(self) -> None:
+        """Load the index and the model, and run one embedding, so the first search is as fast as the others.
+
+        A catalog that cannot be searched yet is not an error here: searches will say why.
+        """
+        try:
+            self.snapshot()
+        except RequestError:
+            return
+        self.workspace.embedder.embed([Image.new("RGB", (64, 64), (255, 255, 255))])
 
     def match_images(self, product: ProductView, data: bytes, param: str) -> dict[int, float]:
         """How similar each image of ``product`` is to the photo ``data`` (cosine, clipped to [0, 1])."""

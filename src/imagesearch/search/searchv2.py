@@ -9,8 +9,7 @@ catalog's exact prices; ``similarity_score`` has three decimals.
 from __future__ import annotations
 
 from decimal import Decimal
-
-from pydantic import BaseModel
+from typing import TypedDict
 
 from ..errors import RequestError
 from ..pricing.money import minor_units
@@ -18,27 +17,27 @@ from .engine import SearchPage
 from .presentation import CategoryName, Presented
 
 
-class Money(BaseModel):
+class Money(TypedDict):
     value: str
     currency: str
 
 
-class Prices(BaseModel):
+class Prices(TypedDict):
     sale: Money
     original: Money
 
 
-class CategoryLevel(BaseModel):
+class CategoryLevel(TypedDict):
     name: str
     id: str
 
 
-class Categories(BaseModel):
+class Categories(TypedDict):
     first_level: CategoryLevel
     second_level: CategoryLevel
 
 
-class Product(BaseModel):
+class Product(TypedDict):
     volume: str
     category: Categories
     product_detail_url: str
@@ -52,21 +51,21 @@ class Product(BaseModel):
     similarity_score: str
 
 
-class Data(BaseModel):
+class Data(TypedDict):
     products: list[Product]
 
 
-class Pagination(BaseModel):
+class Pagination(TypedDict):
     has_next: bool
     page_no: int
     page_count: int
     page_size: int
 
 
-class SearchV2Result(BaseModel):
-    """The ``result`` object of a successful searchV2 response."""
+class SearchV2Result(TypedDict):
+    """The ``result`` object of a successful searchV2 response (plain dicts: this is on every search's path)."""
 
-    ret: bool = True
+    ret: bool
     next_start_row_key: str
     data: Data
     total_count: int
@@ -74,13 +73,13 @@ class SearchV2Result(BaseModel):
     empty: bool
 
 
-class SearchV2Error(BaseModel):
+class SearchV2Error(TypedDict):
     """The ``result`` object of a refused searchV2 request."""
 
-    ret: bool = False
+    ret: bool
     code: str
     messages: str
-    empty: bool = True
+    empty: bool
 
 
 def format_volume(volume: int) -> str:
@@ -108,27 +107,28 @@ def format_rate(rate: Decimal | None) -> str:
 
 
 def _level(category: CategoryName | None) -> CategoryLevel:
-    return CategoryLevel(name=category.name, id=category.id) if category else CategoryLevel(name="", id="")
+    return {"name": category.name, "id": category.id} if category else {"name": "", "id": ""}
 
 
 def render_product(item: Presented) -> Product:
+    """One product in the sample's field order and types."""
     price = item.price
-    return Product(
-        volume=format_volume(item.volume),
-        category=Categories(first_level=_level(item.first_category), second_level=_level(item.second_category)),
-        product_detail_url=item.detail_url,
-        price=Prices(
-            sale=Money(value=minor_units(price.sale, price.currency), currency=price.currency),
-            original=Money(value=minor_units(price.original, price.currency), currency=price.currency),
-        ),
-        discount=str(item.discount),
-        image_url=item.image_url,
-        evaluate_rate=format_rate(item.evaluate_rate),
-        title=item.title,
-        shop_id=item.shop_id,
-        product_id=item.product_id,
-        similarity_score=format_score(item.score or 0.0),
-    )
+    return {
+        "volume": format_volume(item.volume),
+        "category": {"first_level": _level(item.first_category), "second_level": _level(item.second_category)},
+        "product_detail_url": item.detail_url,
+        "price": {
+            "sale": {"value": minor_units(price.sale, price.currency), "currency": price.currency},
+            "original": {"value": minor_units(price.original, price.currency), "currency": price.currency},
+        },
+        "discount": str(item.discount),
+        "image_url": item.image_url,
+        "evaluate_rate": format_rate(item.evaluate_rate),
+        "title": item.title,
+        "shop_id": item.shop_id,
+        "product_id": item.product_id,
+        "similarity_score": format_score(item.score or 0.0),
+    }
 
 
 def render_flat(item: Presented) -> dict[str, object]:
@@ -164,15 +164,16 @@ def render_flat(item: Presented) -> dict[str, object]:
 
 def render(page: SearchPage, items: list[Presented]) -> SearchV2Result:
     """The searchV2 ``result`` for ``page``, whose products are ``items``."""
-    return SearchV2Result(
-        next_start_row_key=page.next_start_row_key,
-        data=Data(products=[render_product(item) for item in items]),
-        total_count=page.total_count,
-        pagination=Pagination(has_next=page.has_next, page_no=page.page_no, page_count=page.page_count, page_size=page.page_size),
-        empty=not items,
-    )
+    return {
+        "ret": True,
+        "next_start_row_key": page.next_start_row_key,
+        "data": {"products": [render_product(item) for item in items]},
+        "total_count": page.total_count,
+        "pagination": {"has_next": page.has_next, "page_no": page.page_no, "page_count": page.page_count, "page_size": page.page_size},
+        "empty": not items,
+    }
 
 
 def render_error(error: RequestError) -> SearchV2Error:
     """The searchV2 ``result`` for a refused request."""
-    return SearchV2Error(code=error.code, messages=error.message)
+    return {"ret": False, "code": error.code.value, "messages": error.message, "empty": True}
