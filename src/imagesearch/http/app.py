@@ -9,7 +9,6 @@ exceptions mapped here, once, to ``/v1``'s error shape with the code's status.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -135,9 +134,6 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(engine.warm_up)
-        # What start-up built (model, index, libraries) lives as long as the process: keep it out of
-        # every garbage collection, which otherwise rescans it after a few searches' worth of objects.
-        gc.freeze()
         yield
         engine.close()
         workspace.close()
