@@ -149,7 +149,7 @@ def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
     engine = SearchEngine(workspace)
     param0 = {key: value for key, value in options.items() if value is not None}
     try:
-        page = engine.search_request(param0, image=image.read_bytes(), image_param="PHOTO")
+        page = engine.search(engine.parse(param0, image=image.read_bytes(), image_param="PHOTO"))
         result: Any = render(page, present_page(page, settings.default_lang, settings.public_url or DEFAULT_BASE_URL))
     except RequestError as exc:
         _echo_json({"aliexpress_ds_image_searchV2_response": {"result": render_error(exc)}})

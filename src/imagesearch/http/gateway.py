@@ -145,7 +145,7 @@ class Gateway:
             for name in TOP_LEVEL_EXTENSIONS:
                 if name in params and name not in param0:
                     param0[name] = params[name]
-            page = self.engine.search_request(param0)
+            page = self.engine.search(self.engine.parse(param0))
             state["timings"] = page.timings
             result: SearchV2Result | SearchV2Error = render(page, present_page(page, self.settings.default_lang, public_url))
         except RequestError as error:
@@ -161,10 +161,10 @@ class Gateway:
             "page_size": params.get("product_cnt"),
         }
         try:
-            page = self.engine.search_request(
+            page = self.engine.search(self.engine.parse(
                 {key: value for key, value in options.items() if value},
                 image=files.get("image_file_bytes"), image_param="image_file_bytes", fields=LEGACY_FIELDS,
-            )
+            ))
             state["timings"] = page.timings
             products = [render_flat(item) for item in present_page(page, self.settings.default_lang, public_url)]
         except RequestError as error:

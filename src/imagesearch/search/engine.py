@@ -242,17 +242,6 @@ class SearchEngine:
             raw, self.rates(), settings.default_currency, settings.max_image_bytes, image=image, image_param=image_param, fields=fields
         )
 
-    def search_request(
-        self,
-        raw: Mapping[str, Any],
-        *,
-        image: bytes | None = None,
-        image_param: str | None = None,
-        fields: frozenset[str] = PARAM0_FIELDS,
-    ) -> SearchPage:
-        """Validate a request's options (and an image given as bytes), then search."""
-        return self.search(self.parse(raw, image=image, image_param=image_param, fields=fields))
-
     def search(self, params: SearchParams) -> SearchPage:
         """Run a search (or serve a page of an earlier one, given ``start_row_key``)."""
         if params.start_row_key is not None:
