@@ -52,6 +52,19 @@ class SearchRequest(BaseModel):
     start_row_key: str | None = Field(None, description="next_start_row_key of an earlier page")
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="one of the codes in the README's error tables (e.g. InvalidPageSize)")
+    message: str = Field(description="what is wrong, naming the parameter and what it accepts")
+    param: str | None = Field(None, description="the parameter at fault, if one is")
+
+
+class ErrorBody(BaseModel):
+    """Every refusal of ``/v1`` (documentation: the handlers raise ``RequestError``)."""
+
+    error: ErrorDetail
+    request_id: str
+
+
 def product_json(item: Presented) -> dict[str, Any]:
     """A product in ``/v1``'s shape (prices as decimal strings)."""
     price = item.price
@@ -212,7 +225,10 @@ class NativeApi:
 
 
 def build_native_router(api: NativeApi, public_url: Callable[[Request], str]) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+    router = APIRouter(prefix="/v1", responses={
+        "4XX": {"model": ErrorBody, "description": "Refused: the code says why (see the README's error tables)"},
+        "5XX": {"model": ErrorBody, "description": "InternalError, or CatalogUnavailable (503)"},
+    })
     limit = api.settings.max_request_bytes
 
     def state(request: Request) -> dict[str, Any]:
