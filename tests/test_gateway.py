@@ -175,6 +175,15 @@ def test_invalid_app_key(server: dict[str, Any]) -> None:
     params = signed(server)
     params["app_key"] = "999"
     assert error_of(server, params)["code"] == "InvalidAppKey"
+    params["app_key"] = server["app_key"] + "9" * 5000
+    assert error_of(server, params)["code"] == "InvalidAppKey"
+
+
+@pytest.mark.parametrize("field", ["sign", "timestamp"])
+def test_strange_signatures_and_timestamps_are_refused_not_crashed(server: dict[str, Any], field: str) -> None:
+    params = signed(server)
+    params[field] = "é" * 20 if field == "sign" else "9" * 5000
+    assert error_of(server, params)["code"] == ("IncompleteSignature" if field == "sign" else "InvalidTimestamp")
 
 
 def test_replay_outside_the_window_is_refused(server: dict[str, Any]) -> None:

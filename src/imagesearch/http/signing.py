@@ -40,5 +40,6 @@ def signature(params: Mapping[str, str], secret: str, sign_method: str, api_path
 
 
 def verify(params: Mapping[str, str], secret: str, sign_method: str, given: str, api_path: str | None = None) -> bool:
-    """Whether ``given`` is the right signature (constant-time)."""
-    return hmac.compare_digest(signature(params, secret, sign_method, api_path), given.strip().upper())
+    """Whether ``given`` is the right signature (constant-time); a non-hex ``given`` is simply wrong."""
+    expected = signature(params, secret, sign_method, api_path).encode("ascii")
+    return hmac.compare_digest(expected, given.strip().upper().encode("utf-8"))
