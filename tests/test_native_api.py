@@ -111,7 +111,19 @@ def test_product_view(server: dict[str, Any]) -> None:
     body = httpx.get(f"{server['base']}/v1/products/p000", timeout=10).json()
     assert body["titles"]["fr"] == "Produit 0" and len(body["images"]) == 2
     assert body["category_names"]["first_level"]["fr"] == "Maison et jardin"
-    assert httpx.get(f"{server['base']}/v1/products/nope", timeout=10).status_code == 404
+    assert body["images"][0]["thumbnail_url"].startswith(server["base"] + "/thumbnails/")
+    french = httpx.get(f"{server['base']}/v1/products/p000", params={"lang": "fr-FR", "currency": "jpy"}, timeout=10).json()
+    assert french["title"] == "Produit 0" and french["category"]["first_level"]["name"] == "Maison et jardin"
+    assert french["price"]["currency"] == "JPY" and french["price"]["converted"] is True
+    for query, code in (({"currency": "XAU"}, "UnsupportedCurrency"), ({"lang": "klingon"}, "InvalidLanguage")):
+        refused = httpx.get(f"{server['base']}/v1/products/p000", params=query, timeout=10)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == code
+    missing = httpx.get(f"{server['base']}/v1/products/nope", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "ProductNotFound"
+    unknown_route = httpx.get(f"{server['base']}/v1/nothing-here", timeout=10)
+    assert unknown_route.status_code == 404 and unknown_route.json()["error"]["code"] == "NotFound"
+    wrong_method = httpx.patch(f"{server['base']}/v1/search", timeout=10)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "MethodNotAllowed"
 
 
 def test_live_catalog_changes_need_the_admin_token(server: dict[str, Any]) -> None:
