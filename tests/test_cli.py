@@ -16,8 +16,10 @@ from conftest import jpeg_bytes, write_catalog
 from imagesearch.vision.synthetic import product_image
 
 
-def run(data_dir: Path, model_cache: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache))
+def run(
+    data_dir: Path, model_cache: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), **(env or {}))
     process = subprocess.run(
         [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), *args], env=env, capture_output=True, text=True
     )
@@ -145,3 +147,27 @@ def test_demo_builds_a_catalog_and_an_app_and_prints_examples(tmp_path: Path, mo
     again = run(tmp_path / "data", model_cache, "demo", "--no-serve").stdout  # reuses the catalog and the demo app
     apps = json.loads(run(tmp_path / "data", model_cache, "apps", "list").stdout)
     assert len(apps) == 1 and apps[0]["app_key"] in out and apps[0]["app_key"] in again
+
+
+def test_compact_folds_deltas_and_info_shows_them(tmp_path: Path, model_cache: Path) -> None:
+    data_dir = tmp_path / "data"
+    env_ratio = {"IMAGESEARCH_COMPACT_DELTA_RATIO": "10"}  # no automatic compaction here
+    run(data_dir, model_cache, "import", str(write_catalog(tmp_path / "a", 6)), env=env_ratio)
+    run(data_dir, model_cache, "import", str(write_catalog(tmp_path / "b", 3, seed_offset=50)), env=env_ratio)
+    run(data_dir, model_cache, "delete", "p001", env=env_ratio)
+    index = json.loads(run(data_dir, model_cache, "info").stdout)["index"]
+    assert index["segments"] == 2 and index["tombstones"] >= 1 and index["kind"] == "flat + 1 delta"
+    assert index["last_compaction_at"] is None
+    report = json.loads(run(data_dir, model_cache, "compact").stdout)
+    assert report["compacted"] and report["segments_folded"] == 2
+    index = json.loads(run(data_dir, model_cache, "info").stdout)["index"]
+    assert index["segments"] == 1 and index["tombstones"] == 0 and index["kind"] == "flat" and index["vectors"] == report["vectors"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", index["last_compaction_at"])
+
+
+def test_imports_compact_by_themselves_past_the_threshold(tmp_path: Path, model_cache: Path) -> None:
+    data_dir = tmp_path / "data"
+    run(data_dir, model_cache, "import", str(write_catalog(tmp_path / "a", 6)))
+    report = json.loads(run(data_dir, model_cache, "import", str(write_catalog(tmp_path / "b", 4, seed_offset=50))).stdout)
+    assert report["compaction"]["compacted"] and "more than 20%" in report["compaction"]["reason"]
+    assert json.loads(run(data_dir, model_cache, "info").stdout)["index"]["segments"] == 1

@@ -22,7 +22,8 @@ import pytest
 from conftest import write_catalog
 
 from imagesearch.index.faiss_index import FaissIndex
-from imagesearch.ingest.importer import import_file
+from imagesearch.ingest.compact import compact
+from imagesearch.ingest.importer import delete_products, import_file
 from imagesearch.workspace import Workspace
 
 
@@ -34,7 +35,7 @@ def product_ids(workspace: Workspace) -> set[str]:
 def assert_consistent(workspace: Workspace) -> None:
     """The current index generation exists and holds exactly the catalog's image ids."""
     generation = workspace.generation()
-    index: FaissIndex = workspace.load_index(generation)
+    index = workspace.load_index(generation)
     with workspace.catalog.writer() as writer:
         catalog_ids = set()
         for ids, _ in writer.iter_vectors():
@@ -95,11 +96,13 @@ KILLER = textwrap.dedent(
         setattr(owner, name, patched)
 
     if point == "before_publish":
-        wrap(index_store.IndexStore, "publish", before=True)
+        wrap(index_store.IndexStore, "publish_delta", before=True)
     elif point == "staging_written":
         wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path))
     elif point == "after_rename":
         wrap(index_store.os, "rename")
+    elif point == "state_written":
+        wrap(index_store.IndexStore, "_write_file", when=lambda self, name, write: name.startswith("state-"))
     elif point == "before_commit":
         wrap(catalog_store.CatalogWriter, "set_meta", when=lambda self, key, value: key == "last_write_at")
     elif point == "after_commit":
@@ -109,9 +112,17 @@ KILLER = textwrap.dedent(
 )
 
 
+def assert_swept(workspace: Workspace) -> None:
+    """index/ holds exactly what the state in force uses."""
+    state = workspace.index_state()
+    used = {*state.segments, f"state-{state.generation:08d}.json"} | ({state.tombstones} if state.tombstones else set())
+    assert {path.name for path in workspace.index_store.root.iterdir()} == used
+
+
 @pytest.mark.parametrize(
     ("point", "committed"),
-    [("before_publish", False), ("staging_written", False), ("after_rename", False), ("before_commit", False), ("after_commit", True)],
+    [("before_publish", False), ("staging_written", False), ("after_rename", False), ("state_written", False),
+     ("before_commit", False), ("after_commit", True)],
 )
 def test_sigkill_at_each_commit_step(two_states: Any, point: str, committed: bool) -> None:
     workspace, second, state_a, state_b = two_states
@@ -123,8 +134,108 @@ def test_sigkill_at_each_commit_step(two_states: Any, point: str, committed: boo
     import_file(after, second, replace=True)  # and the next import goes through
     assert product_ids(after) == state_b
     assert_consistent(after)
-    leftovers = [path.name for path in after.index_store.root.iterdir()]
-    assert leftovers == [after.index_store.path(after.generation()).name]
+    assert_swept(after)
+
+
+COMPACTION_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from imagesearch.catalog import store as catalog_store
+    from imagesearch.index import store as index_store
+    from imagesearch.config import load_settings
+    from imagesearch.ingest import compact as compaction
+    from imagesearch.workspace import Workspace, GENERATION_KEY
+
+    point = sys.argv[1]
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def wrap(owner, name, before=False, when=lambda *a, **k: True):
+        real = getattr(owner, name)
+        def patched(*args, **kwargs):
+            if before and when(*args, **kwargs):
+                die()
+            result = real(*args, **kwargs)
+            if not before and when(*args, **kwargs):
+                die()
+            return result
+        setattr(owner, name, patched)
+
+    if point == "while_building":
+        wrap(compaction.FaissIndex, "add")
+    elif point == "base_written":
+        wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path))
+    elif point == "after_rename":
+        wrap(index_store.os, "rename")
+    elif point == "state_written":
+        wrap(index_store.IndexStore, "_write_file", when=lambda self, name, write: name.startswith("state-"))
+    elif point == "before_commit":
+        wrap(catalog_store.CatalogWriter, "set_meta", when=lambda self, key, value: key == GENERATION_KEY)
+    elif point == "after_commit":
+        wrap(index_store.IndexStore, "sweep", before=True)
+    compaction.compact(Workspace(load_settings()))
+    """
+)
+
+
+@pytest.fixture
+def with_deltas(two_states: Any) -> tuple[Workspace, set[str]]:
+    """State B reached by a delta (segments and tombstones over A's base)."""
+    workspace, second, _, state_b = two_states
+    import_file(workspace, second, replace=True)
+    state = workspace.index_state()
+    assert len(state.segments) == 2 and state.tombstone_count > 0
+    return workspace, state_b
+
+
+@pytest.mark.parametrize(
+    ("point", "committed"),
+    [("while_building", False), ("base_written", False), ("after_rename", False), ("state_written", False),
+     ("before_commit", False), ("after_commit", True)],
+)
+def test_sigkill_at_each_compaction_step(with_deltas: Any, point: str, committed: bool) -> None:
+    workspace, state_b = with_deltas
+    before = workspace.generation()
+    process = subprocess.run([sys.executable, "-c", COMPACTION_KILLER, point], env=_environment(workspace), capture_output=True)
+    assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
+    after = Workspace(workspace.settings)
+    assert product_ids(after) == state_b
+    assert after.generation() == (before + 1 if committed else before)
+    assert len(after.index_state().segments) == (1 if committed else 2)
+    assert_consistent(after)
+    compact(after)  # and the next compaction goes through
+    assert len(after.index_state().segments) == 1 and after.index_state().tombstone_count == 0
+    assert_consistent(after)
+    delete_products(after, ["no-such-product"])  # the next write sweeps what the kill left
+    assert_swept(after)
+
+
+def test_writes_made_during_a_compaction_are_kept(with_deltas: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An import and a delete that land while the new base is being built are in the compacted index."""
+    from imagesearch.ingest import compact as compaction
+
+    workspace, state_b = with_deltas
+    extra = write_catalog(tmp_path / "extra", 3, seed_offset=900)
+    rows = [json.loads(line) for line in extra.read_text().splitlines()]
+    for row in rows:
+        row["product_id"] = "x" + row["product_id"]
+    extra.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    victim = sorted(state_b)[0]
+
+    class WriteWhileBuilding(FaissIndex):
+        def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+            super().add(ids, vectors)
+            import_file(workspace, extra)  # takes the write lock the compaction does not hold yet
+            delete_products(workspace, [victim])
+
+    monkeypatch.setattr(compaction, "FaissIndex", WriteWhileBuilding)
+    report = compaction.compact(workspace)
+    assert report.compacted
+    state = workspace.index_state()
+    assert len(state.segments) == 2 and state.tombstone_count >= 1  # the base, the import's segment; the delete's tombstones
+    assert product_ids(workspace) == (state_b - {victim}) | {row["product_id"] for row in rows}
+    assert_consistent(workspace)
 
 
 def test_sigkill_at_random_moments(two_states: Any) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from conftest import jpeg_bytes, product_record, write_catalog
 
 from imagesearch.errors import CatalogError
@@ -26,8 +27,8 @@ def write_rows(path: Path, rows: list[Any]) -> Path:
 
 def snapshot(workspace: Workspace) -> tuple[dict[str, int], int, int]:
     generation = workspace.generation()
-    manifest = workspace.index_store.manifest(generation)
-    return workspace.catalog.counts(), generation, manifest.count if manifest else 0
+    state = workspace.index_state(generation)
+    return workspace.catalog.counts(), generation, state.count if state else 0
 
 
 @pytest.fixture
@@ -215,3 +216,62 @@ def test_a_currency_without_a_rate_is_refused_with_the_way_out(tmp_path: Path, w
     reason = error.value.errors[0].reason
     assert "VND has no exchange rate" in reason and "imagesearch rates import" in reason
     assert workspace.catalog.counts()["products"] == 0
+
+
+def index_files(workspace: Workspace) -> dict[str, int]:
+    """Every file under index/ with its size."""
+    root = workspace.index_store.root
+    return {str(path.relative_to(root)): path.stat().st_size for path in root.rglob("*") if path.is_file()}
+
+
+def test_writes_cost_what_they_change(tmp_path: Path, workspace: Workspace) -> None:
+    """A price change writes no index bytes; an added image a small segment; a delete only tombstones."""
+    path = write_catalog(tmp_path, 8)
+    import_file(workspace, path)
+    before = index_files(workspace)
+    generation = workspace.generation()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[2]["price"] = {**rows[2]["price"], "sale": "1.00"}
+    write_rows(tmp_path / "price.jsonl", [rows[2]])
+    import_file(workspace, tmp_path / "price.jsonl")
+    assert workspace.generation() == generation and index_files(workspace) == before
+    assert str(workspace.catalog.product_by_id("p002").sale_price) == "1.00"
+
+    (tmp_path / "new.jpg").write_bytes(jpeg_bytes(product_image(77)))
+    write_rows(tmp_path / "add.jsonl", [product_record(30, ["new.jpg"])])
+    import_file(workspace, tmp_path / "add.jsonl")
+    state = workspace.index_state()
+    assert f"{state.segments[0]}/vectors.faiss" in before and state.segment_sizes[1:] == (1,) and state.count == 11
+    new_files = {name: size for name, size in index_files(workspace).items() if name not in before}
+    assert all(name.startswith(("seg-00000002/", "state-")) for name in new_files)
+
+    delete_products(workspace, ["p004"])
+    state = workspace.index_state()
+    assert state.tombstone_count == 1 and len(state.segments) == 2 and state.count == 10
+    written = {name: size for name, size in index_files(workspace).items() if name.startswith(("tomb-", "state-"))}
+    assert sum(written.values()) < 2000
+
+
+def test_contents_no_image_uses_are_dropped_with_the_change_that_released_them(tmp_path: Path, workspace: Workspace) -> None:
+    path = write_catalog(tmp_path, 4, extra_images_every=0)
+    import_file(workspace, path)
+    (tmp_path / "other.jpg").write_bytes(jpeg_bytes(product_image(99)))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    write_rows(tmp_path / "swap.jsonl", [{**rows[1], "images": ["other.jpg"], "category": {}}])
+    import_file(workspace, tmp_path / "swap.jsonl")
+    counts = workspace.catalog.counts()
+    assert counts["images"] == counts["distinct_images"] == 4  # the old photo's content went with it
+    delete_products(workspace, ["p002"])
+    assert workspace.catalog.counts()["distinct_images"] == 3
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    (tmp_path / "cached.jpg").write_bytes(jpeg_bytes(product_image(98)))
+    rejected = [product_record(20, ["cached.jpg"]), product_record(21, ["broken.jpg"])]
+    with pytest.raises(ImportRejected):
+        import_file(workspace, write_rows(tmp_path / "refused.jsonl", rejected))
+    from imagesearch.ingest.compact import compact
+
+    with workspace.catalog.writer() as writer:
+        assert writer.connection.execute(text("select count(*) from image_blobs")).scalar() == 4  # a cache entry is left
+    compact(workspace)
+    with workspace.catalog.writer() as writer:
+        assert writer.connection.execute(text("select count(*) from image_blobs")).scalar() == 3

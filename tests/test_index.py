@@ -76,16 +76,70 @@ def test_store_refuses_a_foreign_embedder(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     index = FaissIndex(32)
     index.add(np.arange(5), unit_vectors(5))
-    store.publish(index, 1, "model-a", "v1")
+    store.publish_base(index, 1, ("model-a", "v1", 32))
     assert len(store.load(1, "model-a", "v1", 32)) == 5
     with pytest.raises(CatalogError, match="reindex --re-embed"):
         store.load(1, "model-b", "v1", 32)
 
 
-def test_store_sweeps_old_generations(tmp_path: Path) -> None:
+def test_store_sweeps_what_the_kept_state_does_not_use(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
-    for generation in (1, 2, 3):
-        store.publish(FaissIndex(32), generation, "m", "v")
+    vectors = unit_vectors(12)
+    state = store.publish_base(FaissIndex(32), 1, ("m", "v", 32))
+    for generation in (2, 3):
+        state = store.publish_delta(state, generation, ("m", "v", 32), np.arange(generation * 4, generation * 4 + 4), vectors[:4], np.array([]))
+    store.publish_base(FaissIndex(32), 4, ("m", "v", 32))  # an orphan: published, never recorded
     (tmp_path / ".staging-leftover").mkdir()
     store.sweep(keep=3)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["gen-00000003"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seg-00000001", "seg-00000002", "seg-00000003", "state-00000003.json"]
+
+
+def test_segments_and_tombstones_search_exactly_like_one_index(tmp_path: Path) -> None:
+    """Base + deltas - tombstones answer what one flat index of the live vectors answers."""
+    store = IndexStore(tmp_path)
+    vectors = unit_vectors(300, seed=3)
+    base = FaissIndex(32)
+    base.add(np.arange(200), vectors[:200])
+    state = store.publish_base(base, 1, ("m", "v", 32))
+    state = store.publish_delta(state, 2, ("m", "v", 32), np.arange(200, 250), vectors[200:250], np.array([3, 7, 210]))
+    state = store.publish_delta(state, 3, ("m", "v", 32), np.arange(250, 300), vectors[250:300], np.array([11, 260]))
+    segmented = store.load(3, "m", "v", 32)
+    live = np.setdiff1d(np.arange(300), [3, 7, 11, 210, 260])
+    reference = FaissIndex(32, FaissSettings(kind="flat"))
+    reference.add(live, vectors[live])
+    assert len(segmented) == len(reference) == 295 and state.count == 295 and segmented.kind == "flat + 2 deltas"
+    for query in unit_vectors(20, seed=9):
+        got_scores, got = segmented.search(query, 25)
+        want_scores, want = reference.search(query, 25)
+        assert got.tolist() == want.tolist() and np.allclose(got_scores, want_scores, atol=1e-6)
+    ids, _ = segmented.live_vectors()
+    assert sorted(ids.tolist()) == live.tolist()
+
+
+def test_a_new_state_reuses_the_segments_already_open(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    base = FaissIndex(32)
+    base.add(np.arange(10), unit_vectors(10))
+    state = store.publish_base(base, 1, ("m", "v", 32))
+    first = store.load(1, "m", "v", 32, mmap=True)
+    store.publish_delta(state, 2, ("m", "v", 32), np.array([10]), unit_vectors(1, seed=5), np.array([]))
+    second = store.load(2, "m", "v", 32, mmap=True, cache=dict(first.segments))
+    assert second.segments[0][1] is first.segments[0][1] and len(second) == 11
+
+
+def test_the_earlier_layout_is_read_as_one_segment(tmp_path: Path) -> None:
+    """A gen-<n>/ folder with a manifest (the layout before segments) still opens, and the next write moves on."""
+    import json
+
+    legacy = tmp_path / "gen-00000004"
+    index = FaissIndex(32)
+    index.add(np.arange(6), unit_vectors(6))
+    index.save(legacy)
+    (legacy / "manifest.json").write_text(json.dumps(
+        {"generation": 4, "embedder_name": "m", "embedder_version": "v", "dim": 32, "count": 6, "created_at": 0.0}
+    ))
+    store = IndexStore(tmp_path)
+    assert len(store.load(4, "m", "v", 32)) == 6
+    store.publish_delta(store.state(4), 5, ("m", "v", 32), np.array([6]), unit_vectors(1, seed=2), np.array([0]))
+    store.sweep(keep=5)
+    assert len(store.load(5, "m", "v", 32)) == 6 and (tmp_path / "gen-00000004").exists()

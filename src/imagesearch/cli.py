@@ -114,6 +114,7 @@ def import_command(
         summary["rejects_file"] = str(rejects_path)
         for error in report.rejected[:20]:
             click.echo(f"rejected: {error.describe()}", err=True)
+    summary["compaction"] = _compact_if_due(workspace)
     _echo_json(summary)
 
 
@@ -122,8 +123,27 @@ def import_command(
 @click.pass_context
 def delete_command(ctx: click.Context, product_ids: tuple[str, ...]) -> None:
     """Delete products by PRODUCT_IDS (atomic)."""
-    report = delete_products(_workspace(ctx), list(product_ids))
-    _echo_json({"products_deleted": report.products_deleted, "images_removed": report.images_removed, "generation": report.generation})
+    workspace = _workspace(ctx)
+    report = delete_products(workspace, list(product_ids))
+    _echo_json({"products_deleted": report.products_deleted, "images_removed": report.images_removed, "generation": report.generation,
+                "compaction": _compact_if_due(workspace)})
+
+
+def _compact_if_due(workspace: Workspace) -> dict[str, Any] | None:
+    """Compact after a write when the thresholds say so (``compact_max_deltas``, ``compact_delta_ratio``)."""
+    from .ingest.compact import compact
+
+    report = compact(workspace, force=False)
+    return report.__dict__ if report.compacted else None
+
+
+@main.command("compact")
+@click.pass_context
+def compact_command(ctx: click.Context) -> None:
+    """Fold the index's delta segments and tombstones into a new base (searches and writes go on)."""
+    from .ingest.compact import compact
+
+    _echo_json(compact(_workspace(ctx), force=True).__dict__)
 
 
 @main.command("search")
@@ -385,9 +405,12 @@ def demo_catalog_command(folder: Path, count: int) -> None:
 @click.pass_context
 def info_command(ctx: click.Context) -> None:
     """Counts, embedder, index structure and sizes."""
+    from .ingest.compact import due
+
     workspace = _workspace(ctx)
+    settings = workspace.settings
     generation = workspace.generation()
-    manifest = workspace.index_store.manifest(generation)
+    state = workspace.index_state(generation)
     rates = load_rates(workspace.data_dir)
     catalog_bytes = sum(path.stat().st_size for path in workspace.data_dir.glob("catalog.sqlite*"))
     last_write = workspace.catalog.get_meta("last_write_at")
@@ -397,9 +420,14 @@ def info_command(ctx: click.Context) -> None:
         "embedder": workspace.catalog.get_meta(EMBEDDER_KEY),
         "index": {
             "generation": generation,
-            "kind": _index_kind(workspace, generation) if manifest else None,
-            "vectors": manifest.count if manifest else 0,
-            "bytes": workspace.index_store.size_bytes(generation),
+            "kind": workspace.index_store.describe(state),
+            "vectors": state.count if state else 0,
+            "segments": len(state.segments) if state else 0,
+            "delta_vectors": state.delta_vectors if state else 0,
+            "tombstones": state.tombstone_count if state else 0,
+            "bytes": workspace.index_store.size_bytes(state),
+            "last_compaction_at": iso_time(state.compacted_at) if state and state.compacted_at else None,
+            "compaction_due": due(state, settings.compact_max_deltas, settings.compact_delta_ratio) or None,
         },
         "catalog_bytes": catalog_bytes,
         "last_write_at": iso_time(float(last_write)) if last_write else None,
@@ -415,11 +443,6 @@ def _same_thresholds(workspace: Workspace) -> dict[str, Any]:
     report = json.loads(workspace.catalog.get_meta(CALIBRATION_KEY + "_report") or "{}")
     return {"min_inliers": thresholds.min_inliers, "margin": thresholds.margin, "source": thresholds.source,
             **{key: report[key] for key in ("recall", "false_positive_rate") if key in report}}
-
-
-def _index_kind(workspace: Workspace, generation: int) -> str:
-    state = json.loads((workspace.index_store.path(generation) / "index.json").read_text())
-    return str(state["structure"])
 
 
 @main.group("rates")

@@ -49,6 +49,10 @@ class Settings:
     #: Vector index: auto | flat | hnsw.
     index_kind: str = "auto"
     hnsw_threshold: int = 20_000
+    #: Compaction folds delta segments into a new base once there are more than compact_max_deltas
+    #: of them, or once deltas and tombstones hold more than compact_delta_ratio of the base.
+    compact_max_deltas: int = 16
+    compact_delta_ratio: float = 0.2
     hnsw_m: int = 32
     ef_construction: int = 100
     ef_search: int = 128
@@ -145,6 +149,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
     if settings.index_kind not in ("auto", "flat", "hnsw"):
         raise ConfigError(f"index_kind must be auto, flat or hnsw, not {settings.index_kind!r}")
+    if settings.compact_max_deltas < 0 or settings.compact_delta_ratio < 0:
+        raise ConfigError("compact_max_deltas and compact_delta_ratio must not be negative")
     if not 1 <= settings.similar_cap <= 10_000:
         raise ConfigError("similar_cap must be between 1 and 10000")
     if settings.public_url and not settings.public_url.lower().startswith(("http://", "https://")):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +18,8 @@ from .catalog.store import Catalog
 from .config import Settings
 from .errors import CatalogError
 from .index.faiss_index import FaissIndex, FaissSettings, set_search_threads
-from .index.store import IndexStore
+from .index.segments import SegmentedIndex
+from .index.store import IndexState, IndexStore
 from .ingest.sources import FetchSettings
 from .pricing.rates import RatesTable, load_rates
 from .vision.decode import DecodeLimits
@@ -89,19 +91,36 @@ class Workspace:
                 "configure the original embedder again, or re-embed with `imagesearch reindex --re-embed`"
             )
 
-    def load_index(self, generation: int, mmap: bool = False) -> FaissIndex:
-        return self.index_store.load(generation, self.embedder.name, self.embedder.version, self.embedder.dim, mmap=mmap)
+    @property
+    def embedder_identity(self) -> tuple[str, str, int]:
+        """(name, version, dimension) of the configured embedder, as index states record it."""
+        return self.embedder.name, self.embedder.version, self.embedder.dim
+
+    def load_index(self, generation: int, mmap: bool = False, cache: Mapping[str, FaissIndex] | None = None) -> SegmentedIndex:
+        return self.index_store.load(generation, *self.embedder_identity, mmap=mmap, cache=cache)
+
+    def index_state(self, generation: int | None = None) -> IndexState | None:
+        """The index state of ``generation`` (default: the current one)."""
+        return self.index_store.state(self.generation() if generation is None else generation)
 
     @contextmanager
-    def write_lock(self) -> Iterator[None]:
-        """One writer (import, delete, reindex) per data directory at a time, across processes."""
+    def write_lock(self, wait: float = 0.0) -> Iterator[None]:
+        """One writer (import, delete, reindex, compaction's swap) per data directory at a time, across processes.
+
+        ``wait`` seconds are allowed for another writer to finish; past them the write is refused.
+        """
         path = self.data_dir / ".write.lock"
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
         try:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CatalogError(f"another import or reindex is writing to {self.data_dir}; try again when it ends") from None
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise CatalogError(f"another import or reindex is writing to {self.data_dir}; try again when it ends") from None
+                    time.sleep(0.05)
             yield
         finally:
             os.close(descriptor)

@@ -42,6 +42,9 @@ products = Table(
     Column("ships_everywhere", Boolean, nullable=False),
     Column("detail_url", Text, nullable=False, default=""),
     Column("updated_at", Float, nullable=False),
+    # For the clean-up of categories no product uses any more (and category filters).
+    Index("ix_products_first_category", "first_category_id"),
+    Index("ix_products_second_category", "second_category_id"),
     sqlite_autoincrement=True,
 )
 

@@ -131,6 +131,10 @@ class Catalog:
         self.path = data_dir / CATALOG_FILE
         self.engine = _sqlite_engine(self.path)
         metadata.create_all(self.engine)
+        # Catalogs made by an earlier version get the indexes added since (no-op when present).
+        for table in metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -163,20 +167,21 @@ class Catalog:
                 "shops": connection.scalar(select(func.count(products.c.shop_id.distinct()))) or 0,
             }
 
-    def owner_table(self, generation_key: str) -> tuple[int, np.ndarray]:
-        """(generation, array mapping image id -> product pk, -1 for none), read in one snapshot.
+    def owners_since(self, generation_key: str, after_id: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """(generation, image ids, their product pks) of the images with an id above ``after_id``, in one snapshot.
 
-        Searches aggregate hundreds of neighbours per query; an array lookup is
-        microseconds where an SQL ``IN`` query is milliseconds.
+        Searches aggregate hundreds of neighbours per query through an array
+        (image id -> product pk): microseconds where an SQL ``IN`` query takes
+        milliseconds.  Image ids only grow, so a reader extends its array with
+        what is new instead of reading every image again.
         """
         with self.reader() as connection:
             generation = int(_get_meta(connection, generation_key, "0") or 0)
-            pairs = connection.execute(select(images.c.id, images.c.product_pk)).all()
-        table = np.full((max((pair[0] for pair in pairs), default=0) + 1,), -1, dtype=np.int64)
-        if pairs:
-            ids, owners = np.array(pairs, dtype=np.int64).T
-            table[ids] = owners
-        return generation, table
+            pairs = connection.execute(select(images.c.id, images.c.product_pk).where(images.c.id > after_id)).all()
+        if not pairs:
+            return generation, np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ids, owners = np.array(pairs, dtype=np.int64).T
+        return generation, ids, owners
 
     def sample_images(self, count: int, seed: int) -> list[tuple[int, int, list[int]]]:
         """Up to ``count`` main images, chosen at random: (image id, product pk, every product showing that photo)."""
@@ -274,8 +279,8 @@ class Catalog:
         """Store image contents ahead of an import, in their own short transaction.
 
         A blob that no image row references is harmless (a cache entry), so this
-        may commit before the import does; :meth:`CatalogWriter.drop_unused_blobs`
-        removes leftovers.
+        may commit before the import does; compaction and reindex remove
+        leftovers (:meth:`CatalogWriter.drop_unused_blobs`).
         """
         if not blobs:
             return
@@ -311,6 +316,9 @@ class CatalogWriter:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        #: Contents and categories this transaction stopped using: the only ones the clean-up looks at.
+        self._released_shas: set[str] = set()
+        self._released_categories: set[str] = set()
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         return _get_meta(self.connection, key, default)
@@ -348,10 +356,14 @@ class CatalogWriter:
             "detail_url": record.product_detail_url,
             "updated_at": now,
         }
-        pk = self.connection.scalar(select(products.c.pk).where(products.c.product_id == record.product_id))
-        if pk is None:
+        row = self.connection.execute(
+            select(products.c.pk, products.c.first_category_id, products.c.second_category_id).where(products.c.product_id == record.product_id)
+        ).first()
+        if row is None:
             pk = self.connection.execute(insert(products).values(product_id=record.product_id, **values)).inserted_primary_key[0]
         else:
+            pk = row.pk
+            self._released_categories.update(category for category in (row.first_category_id, row.second_category_id) if category)
             self.connection.execute(update(products).where(products.c.pk == pk).values(**values))
         self.connection.execute(delete(product_titles).where(product_titles.c.product_pk == pk))
         self.connection.execute(
@@ -373,6 +385,7 @@ class CatalogWriter:
         kept: dict[tuple[int, str], int] = {(position, sha): image_id for image_id, position, sha in existing}
         wanted = {(position, sha) for position, sha in enumerate(shas)}
         removed = [image_id for key, image_id in kept.items() if key not in wanted]
+        self._released_shas.update(sha for position, sha in kept if (position, sha) not in wanted)
         if removed:
             self.connection.execute(delete(images).where(images.c.id.in_(removed)))
         added: list[int] = []
@@ -404,10 +417,16 @@ class CatalogWriter:
         deleted: list[str] = []
         image_ids: list[int] = []
         for chunk in _chunks(list(product_ids)):
-            rows = list(self.connection.execute(select(products.c.pk, products.c.product_id).where(products.c.product_id.in_(chunk))))
-            pks = [pk for pk, _ in rows]
-            deleted.extend(product_id for _, product_id in rows)
-            image_ids.extend(self.connection.scalars(select(images.c.id).where(images.c.product_pk.in_(pks))))
+            rows = list(self.connection.execute(
+                select(products.c.pk, products.c.product_id, products.c.first_category_id, products.c.second_category_id)
+                .where(products.c.product_id.in_(chunk))
+            ))
+            pks = [row.pk for row in rows]
+            deleted.extend(row.product_id for row in rows)
+            self._released_categories.update(category for row in rows for category in (row.first_category_id, row.second_category_id) if category)
+            for image_id, sha in self.connection.execute(select(images.c.id, images.c.sha256).where(images.c.product_pk.in_(pks))):
+                image_ids.append(image_id)
+                self._released_shas.add(sha)
             self.connection.execute(delete(images).where(images.c.product_pk.in_(pks)))
             self.connection.execute(delete(products).where(products.c.pk.in_(pks)))
         return deleted, image_ids
@@ -439,18 +458,29 @@ class CatalogWriter:
                 update(image_blobs).where(image_blobs.c.sha256 == sha).values(embedding=np.ascontiguousarray(vector, dtype=np.float32).tobytes())
             )
 
-    def drop_unused_blobs(self) -> int:
-        """Delete contents no image references any more."""
-        result = self.connection.execute(
-            delete(image_blobs).where(~image_blobs.c.sha256.in_(select(images.c.sha256).distinct()))
-        )
-        self.connection.execute(
-            delete(categories).where(
-                ~categories.c.category_id.in_(select(products.c.first_category_id).where(products.c.first_category_id.is_not(None))),
-                ~categories.c.category_id.in_(select(products.c.second_category_id).where(products.c.second_category_id.is_not(None))),
-            )
-        )
-        return result.rowcount or 0
+    def drop_unused_blobs(self, everything: bool = False) -> int:
+        """Delete contents and categories no longer used: those this transaction released (a write costs
+        what it changed), or with ``everything`` all of them, left-over cache entries included (compaction, reindex)."""
+        shas = None if everything else sorted(self._released_shas)
+        names = None if everything else sorted(self._released_categories)
+        removed = 0
+        for chunk in [None] if shas is None else list(_chunks(shas)):
+            used = select(images.c.sha256)
+            query = delete(image_blobs)
+            if chunk is not None:
+                used, query = used.where(images.c.sha256.in_(chunk)), query.where(image_blobs.c.sha256.in_(chunk))
+            removed += self.connection.execute(query.where(~image_blobs.c.sha256.in_(used))).rowcount or 0
+        for chunk in [None] if names is None else list(_chunks(names)):
+            query = delete(categories)
+            first = select(products.c.first_category_id).where(products.c.first_category_id.is_not(None))
+            second = select(products.c.second_category_id).where(products.c.second_category_id.is_not(None))
+            if chunk is not None:
+                query = query.where(categories.c.category_id.in_(chunk))
+                first, second = first.where(products.c.first_category_id.in_(chunk)), second.where(products.c.second_category_id.in_(chunk))
+            self.connection.execute(query.where(~categories.c.category_id.in_(first), ~categories.c.category_id.in_(second)))
+        self._released_shas.clear()
+        self._released_categories.clear()
+        return removed
 
 
 def _vectors_for(connection: Connection, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

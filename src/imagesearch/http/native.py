@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..catalog.store import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..i18n import parse_language
+from ..ingest.compact import compact, due
 from ..ingest.importer import ImportRejected, ImportReport, delete_products, import_product
 from ..pricing.money import parse_currency
 from ..search.engine import SearchEngine, SearchPage
@@ -201,13 +204,27 @@ class NativeApi:
             raise RequestError(ErrorCode.Unauthorized)
 
     def write(self, operation: Callable[..., ImportReport], *args: Any) -> ImportReport:
-        """A catalog write; refusals become ``InvalidProduct`` (422) or ``WriteConflict`` (409)."""
+        """A catalog write; refusals become ``InvalidProduct`` (422) or ``WriteConflict`` (409).
+
+        When the index's deltas have grown past the thresholds, a compaction
+        follows in the background: the answer does not wait for it.
+        """
+        workspace = self.engine.workspace
         try:
-            return operation(self.engine.workspace, *args)
+            report = operation(workspace, *args)
         except ImportRejected as rejected:
             raise RequestError(ErrorCode.InvalidProduct, reason="; ".join(error.reason for error in rejected.errors)) from None
         except CatalogError as exc:
             raise RequestError(ErrorCode.WriteConflict, reason=str(exc)) from None
+        if due(workspace.index_state(), self.settings.compact_max_deltas, self.settings.compact_delta_ratio):
+            threading.Thread(target=self._compact, name="compaction", daemon=True).start()
+        return report
+
+    def _compact(self) -> None:
+        try:
+            compact(self.engine.workspace, force=False)
+        except Exception:  # the index in force is untouched; the next write tries again
+            logging.getLogger("imagesearch.errors").exception("background compaction failed")
 
     def put(self, product_id: str, body: bytes) -> dict[str, Any]:
         document = _json_object(body, "a product")

@@ -52,6 +52,7 @@ class FaissIndex:
         self._index = self._empty("flat")
         self._tombstones: set[int] = set()
         self._selector: faiss.IDSelector | None = None
+        self._selector_for: np.ndarray | None = None
 
     # -- structure -------------------------------------------------------------
 
@@ -75,6 +76,10 @@ class FaissIndex:
 
     def __len__(self) -> int:
         return int(self._index.ntotal) - len(self._tombstones)
+
+    def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every live vector (tombstones left out)."""
+        return self._live_vectors()
 
     def _live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
@@ -130,22 +135,31 @@ class FaissIndex:
 
     # -- queries ---------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query; ids in ``exclude`` (sorted int64) are skipped during the search."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(k, max(1, len(self))))
+        selector = self._exclusion(exclude)
         if self._structure == "hnsw":
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(self.settings.ef_search, k)
-            if self._tombstones:
-                if self._selector is None:
-                    self._selector = faiss.IDSelectorNot(
-                        faiss.IDSelectorBatch(np.fromiter(self._tombstones, dtype=np.int64))
-                    )
-                params.sel = self._selector
-            scores, ids = self._index.search(queries, k, params=params)
         else:
-            scores, ids = self._index.search(queries, k)
-        return scores, ids
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        return self._index.search(queries, k, params=params)
+
+    def _exclusion(self, exclude: np.ndarray | None) -> faiss.IDSelector | None:
+        """A selector skipping this index's own tombstones and ``exclude`` (cached for the same array)."""
+        if not self._tombstones and (exclude is None or not len(exclude)):
+            return None
+        if self._selector is None or self._selector_for is not exclude:
+            excluded = np.fromiter(self._tombstones, dtype=np.int64)
+            if exclude is not None and len(exclude):
+                excluded = np.concatenate([excluded, exclude])
+            self._selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(excluded))
+            self._selector_for = exclude
+        return self._selector
 
     # -- persistence -------------------------------------------------------------
 

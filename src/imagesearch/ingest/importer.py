@@ -28,7 +28,6 @@ from ..catalog.readers import Row, RowError, read_catalog_file
 from ..catalog.records import validate_record
 from ..catalog.store import Blob, CatalogWriter
 from ..errors import ImageSearchError, RequestError
-from ..index.faiss_index import FaissIndex
 from ..pricing.rates import RatesTable
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
@@ -186,32 +185,34 @@ def write_rejects(path: Path, errors: Sequence[RowError]) -> None:
 
 
 def commit_changes(workspace: Workspace, change: Callable[[CatalogWriter], tuple[list[int], list[int]]]) -> int:
-    """Phase 2: run ``change`` in a catalog transaction and publish the matching index.
+    """Phase 2: run ``change`` in a catalog transaction and publish what it did to the index.
 
-    ``change`` returns (image ids added, image ids removed).  Returns the new generation.
+    ``change`` returns (image ids added, image ids removed).  Only images cost
+    index writes: added vectors become a new segment, removed ids tombstones;
+    a change that touches no image (a price, a title, shipping) writes no
+    index bytes and keeps the generation.  Returns the generation in force.
     """
     with workspace.catalog.writer() as writer:
         workspace.check_embedder(writer.get_meta(EMBEDDER_KEY))
         generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
-        index = workspace.load_index(generation)
         added, removed = change(writer)
         writer.drop_unused_blobs()
-        index.remove(np.array(removed, dtype=np.int64))
-        ids, vectors = writer.vectors_for(added)
-        index.add(ids, vectors)
-        publish_generation(workspace, writer, index, generation + 1)
+        if added or removed:
+            ids, vectors = writer.vectors_for(added)
+            workspace.index_store.publish_delta(
+                workspace.index_state(generation), generation + 1, workspace.embedder_identity,
+                ids, vectors, np.array(removed, dtype=np.int64),
+            )
+            record_generation(workspace, writer, generation + 1)
+            generation += 1
         writer.set_meta("last_write_at", str(time.time()))
-    workspace.index_store.sweep(keep=generation + 1)
-    return generation + 1
+    workspace.index_store.sweep(keep=generation)
+    return generation
 
 
-def publish_generation(workspace: Workspace, writer: CatalogWriter, index: FaissIndex, generation: int) -> None:
-    """Write ``index`` as ``generation`` and record it, with its embedder, in ``writer``'s open transaction.
-
-    The index becomes current only when that transaction commits; the caller sweeps old generations after.
-    """
+def record_generation(workspace: Workspace, writer: CatalogWriter, generation: int) -> None:
+    """Make ``generation`` (already published by the index store) current when ``writer``'s transaction commits."""
     embedder = workspace.embedder
-    workspace.index_store.publish(index, generation, embedder.name, embedder.version)
     writer.set_meta(GENERATION_KEY, str(generation))
     writer.set_meta(EMBEDDER_KEY, f"{embedder.name} {embedder.version}")
 

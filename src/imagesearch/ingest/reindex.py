@@ -21,7 +21,7 @@ from ..errors import RequestError
 from ..index.faiss_index import FaissIndex
 from ..vision.decode import decode_image, draft_side
 from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
-from .importer import publish_generation
+from .importer import record_generation
 from .sources import fetch_all
 
 RE_EMBED_BATCH = 64
@@ -87,7 +87,9 @@ def reindex(workspace: Workspace, *, re_embed: bool = False, progress: bool = Fa
             index = FaissIndex(embedder.dim, workspace.index_store.settings)
             for ids, vectors in writer.iter_vectors():
                 index.add(ids, vectors)
-            publish_generation(workspace, writer, index, generation + 1)
+            workspace.index_store.publish_base(index, generation + 1, workspace.embedder_identity)
+            record_generation(workspace, writer, generation + 1)
+            writer.drop_unused_blobs(everything=True)
             report.vectors = len(index)
             report.index_kind = index.kind
         workspace.index_store.sweep(keep=generation + 1)

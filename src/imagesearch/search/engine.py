@@ -23,6 +23,7 @@ from PIL import Image
 from ..catalog.store import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..index.base import VectorIndex
+from ..index.segments import SegmentedIndex
 from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import decode_image, draft_side
@@ -60,7 +61,7 @@ class Snapshot:
     """One index generation with the image -> product table read alongside it."""
 
     generation: int
-    index: VectorIndex
+    index: SegmentedIndex
     owners: np.ndarray
     same_thresholds: SameThresholds
 
@@ -114,21 +115,38 @@ class SearchEngine:
     # -- shared state, refreshed when an import publishes a new generation ----------
 
     def snapshot(self) -> Snapshot:
-        """The index and image owners of the catalog's current generation (reloaded after imports).
+        """The index and image owners of the catalog's current generation (refreshed after writes).
 
+        A new generation costs only what changed: segments already open are
+        reused (a segment never changes), and the image -> product table is
+        extended with the images added since (an image id is never reused).
         A catalog that cannot be searched (an index of another embedder, a
         missing generation) is ``CatalogUnavailable``, with the way out.
         """
         generation = self.workspace.generation()
         with self._lock:
             if self._snapshot is None or self._snapshot.generation != generation:
-                try:
-                    generation, owners = self.workspace.catalog.owner_table(GENERATION_KEY)
-                    index = self.workspace.load_index(generation, mmap=True)
-                except CatalogError as exc:
-                    raise RequestError(ErrorCode.CatalogUnavailable, reason=str(exc)) from exc
-                self._snapshot = Snapshot(generation, index, owners, same_thresholds_of(self.workspace))
+                self._snapshot = self._load_snapshot(self._snapshot)
             return self._snapshot
+
+    def _load_snapshot(self, previous: Snapshot | None) -> Snapshot:
+        known = previous.owners if previous is not None else np.zeros(0, np.int64)
+        cache = {name: segment for name, segment in previous.index.segments} if previous is not None else {}
+        for attempt in range(3):
+            try:
+                generation, ids, owners = self.workspace.catalog.owners_since(GENERATION_KEY, len(known) - 1)
+                index = self.workspace.load_index(generation, mmap=True, cache=cache)
+                break
+            except CatalogError as exc:
+                # A write may have replaced (and swept) the generation just read: read it again.
+                if attempt == 2 or self.workspace.generation() == generation:
+                    raise RequestError(ErrorCode.CatalogUnavailable, reason=str(exc)) from exc
+        table = known
+        if len(ids):
+            table = np.full(int(ids.max()) + 1, -1, np.int64)
+            table[: len(known)] = known
+            table[ids] = owners
+        return Snapshot(generation, index, table, same_thresholds_of(self.workspace))
 
     def rates(self) -> RatesTable:
         """The rates table, re-read when ``rates import`` replaces it."""
@@ -164,7 +182,8 @@ class SearchEngine:
     @staticmethod
     def _neighbours(snapshot: Snapshot, vector: np.ndarray, k: int) -> tuple[list[RankedItem], float]:
         """Products ranked by their best image among the ``k`` nearest, and the k-th score."""
-        scores, ids = snapshot.index.search(vector[None, :], k)
+        index: VectorIndex = snapshot.index
+        scores, ids = index.search(vector[None, :], k)
         found = ids[0] >= 0
         ranked = aggregate(scores[0][found], ids[0][found], snapshot.owners)
         return ranked, float(scores[0][found][-1]) if found.any() else 0.0
@@ -355,7 +374,10 @@ class SearchEngine:
         return {
             **catalog.counts(),
             "embedder": catalog.get_meta(EMBEDDER_KEY),
-            "index": {"kind": snapshot.index.kind, "vectors": len(snapshot.index), "generation": snapshot.generation},
+            "index": {
+                "kind": snapshot.index.kind, "vectors": len(snapshot.index), "generation": snapshot.generation,
+                "segments": len(snapshot.index.segments), "tombstones": len(snapshot.index.tombstones),
+            },
             "last_write_at": iso_time(float(last)) if last else None,
             "rates": {"base": rates.base, "date": rates.date.isoformat(), "currencies": sorted(rates.rates)},
             "default_currency": self.settings.default_currency,

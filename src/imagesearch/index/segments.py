@@ -1,0 +1,62 @@
+"""A segmented index: one base segment, small delta segments, and tombstones.
+
+Why segments (as Lucene and Milvus do): a write must cost what it changes, not
+what the catalog holds.  Adding images writes a new small segment; removing
+images writes their ids as tombstones; the base is untouched.  A search asks
+every segment for its best ``k`` (tombstones skipped inside the search, by an
+``IDSelector``) and merges them: exact with respect to each segment's own
+search.  Compaction (``ingest/compact.py``) folds the deltas and tombstones
+into a new base once they grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .faiss_index import FaissIndex
+
+
+class SegmentedIndex:
+    """The segments of one index state, minus its tombstones: what searches see (a ``VectorIndex``)."""
+
+    def __init__(self, dim: int, segments: Sequence[tuple[str, FaissIndex]], tombstones: np.ndarray | None = None) -> None:
+        self.dim = dim
+        self.segments = list(segments)
+        self.tombstones = np.unique(np.asarray(tombstones if tombstones is not None else [], dtype=np.int64))
+
+    @property
+    def kind(self) -> str:
+        if not self.segments:
+            return "flat"
+        base = self.segments[0][1].kind
+        deltas = len(self.segments) - 1
+        return base if not deltas else f"{base} + {deltas} delta{'s' if deltas > 1 else ''}"
+
+    def __len__(self) -> int:
+        return sum(len(index) for _, index in self.segments) - len(self.tombstones)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query over every segment, best first; missing slots have id -1."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        found = [index.search(queries, k, exclude=self.tombstones) for _, index in self.segments if len(index)]
+        if not found:
+            return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
+        if len(found) == 1:
+            return found[0]
+        scores = np.concatenate([item[0] for item in found], axis=1)
+        ids = np.concatenate([item[1] for item in found], axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+    def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every live vector of every segment (for compaction)."""
+        parts = [index.live_vectors() for _, index in self.segments]
+        ids = np.concatenate([part[0] for part in parts]) if parts else np.zeros(0, np.int64)
+        vectors = np.concatenate([part[1] for part in parts]) if parts else np.zeros((0, self.dim), np.float32)
+        if len(self.tombstones):
+            keep = ~np.isin(ids, self.tombstones)
+            ids, vectors = ids[keep], vectors[keep]
+        return ids, vectors
