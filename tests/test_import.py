@@ -236,6 +236,10 @@ def test_writes_cost_what_they_change(tmp_path: Path, workspace: Workspace) -> N
     import_file(workspace, tmp_path / "price.jsonl")
     assert workspace.generation() == generation and index_files(workspace) == before
     assert str(workspace.catalog.product_by_id("p002").sale_price) == "1.00"
+    rows[3]["volume"] = 12345  # the whole file again, one product changed: only that one is written
+    report = import_file(workspace, write_rows(tmp_path / "all.jsonl", rows))
+    assert (report.products_written, report.products_unchanged) == (1, 7)
+    assert workspace.generation() == generation and index_files(workspace) == before
 
     (tmp_path / "new.jpg").write_bytes(jpeg_bytes(product_image(77)))
     write_rows(tmp_path / "add.jsonl", [product_record(30, ["new.jpg"])])

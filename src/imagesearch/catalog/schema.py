@@ -42,6 +42,9 @@ products = Table(
     Column("ships_everywhere", Boolean, nullable=False),
     Column("detail_url", Text, nullable=False, default=""),
     Column("updated_at", Float, nullable=False),
+    #: SHA-256 of the product as last written (record, image sources and contents): an unchanged
+    #: product in a re-imported file is recognised with one read and costs no write.
+    Column("fingerprint", String(64)),
     # For the clean-up of categories no product uses any more (and category filters).
     Index("ix_products_first_category", "first_category_id"),
     Index("ix_products_second_category", "second_category_id"),

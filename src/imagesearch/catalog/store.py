@@ -8,6 +8,8 @@ the catalog and the index change together or not at all.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -131,7 +133,14 @@ class Catalog:
         self.path = data_dir / CATALOG_FILE
         self.engine = _sqlite_engine(self.path)
         metadata.create_all(self.engine)
-        # Catalogs made by an earlier version get the indexes added since (no-op when present).
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a catalog made by an earlier version up to this schema: columns and indexes added since."""
+        with self.engine.begin() as connection:
+            columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(products)")}
+            if "fingerprint" not in columns:
+                connection.exec_driver_sql("ALTER TABLE products ADD COLUMN fingerprint VARCHAR(64)")
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 index.create(self.engine, checkfirst=True)
@@ -319,6 +328,8 @@ class CatalogWriter:
         #: Contents and categories this transaction stopped using: the only ones the clean-up looks at.
         self._released_shas: set[str] = set()
         self._released_categories: set[str] = set()
+        #: Products an upsert found exactly as stored (nothing written).
+        self.unchanged = 0
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         return _get_meta(self.connection, key, default)
@@ -335,7 +346,18 @@ class CatalogWriter:
 
         Images whose content (SHA-256) and position are unchanged keep their id,
         hence their vector in the index; only new or changed images are added.
+        A product exactly as stored (same fingerprint) is left alone: no write.
         """
+        fingerprint = hashlib.sha256(
+            json.dumps([record.model_dump(mode="json"), list(image_sources), list(image_shas)], sort_keys=True).encode()
+        ).hexdigest()
+        row = self.connection.execute(
+            select(products.c.pk, products.c.first_category_id, products.c.second_category_id, products.c.fingerprint)
+            .where(products.c.product_id == record.product_id)
+        ).first()
+        if row is not None and row.fingerprint == fingerprint:
+            self.unchanged += 1
+            return [], []
         now = time.time()
         first = record.category.get("first_level")
         second = record.category.get("second_level")
@@ -355,10 +377,8 @@ class CatalogWriter:
             "ships_everywhere": record.ship_to is None,
             "detail_url": record.product_detail_url,
             "updated_at": now,
+            "fingerprint": fingerprint,
         }
-        row = self.connection.execute(
-            select(products.c.pk, products.c.first_category_id, products.c.second_category_id).where(products.c.product_id == record.product_id)
-        ).first()
         if row is None:
             pk = self.connection.execute(insert(products).values(product_id=record.product_id, **values)).inserted_primary_key[0]
         else:

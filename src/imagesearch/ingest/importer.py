@@ -53,6 +53,7 @@ class ImportReport:
     """What an import did."""
 
     products_written: int = 0
+    products_unchanged: int = 0
     products_deleted: int = 0
     images_added: int = 0
     images_removed: int = 0
@@ -65,6 +66,7 @@ class ImportReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "products_written": self.products_written,
+            "products_unchanged": self.products_unchanged,
             "products_deleted": self.products_deleted,
             "images_added": self.images_added,
             "images_removed": self.images_removed,
@@ -290,7 +292,8 @@ def _import_rows(
             new, old = writer.upsert_product(row.record, sources, shas)
             added.extend(new)
             removed.extend(old)
-        report.products_written = len(ready)
+        report.products_unchanged = writer.unchanged
+        report.products_written = len(ready) - writer.unchanged
         if replace:
             deleted, images_gone = writer.delete_products(writer.product_ids_not_in(keep))
             report.products_deleted = len(deleted)
