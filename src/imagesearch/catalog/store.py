@@ -215,24 +215,19 @@ class Catalog:
                     keys[pk] = SortKey(product_id, Decimal(price), currency, volume)
         return keys
 
-    def shipping_to(self, product_pks: Sequence[int], country: str) -> set[int]:
-        """Which of ``product_pks`` ship to ``country`` (explicitly or worldwide)."""
-        allowed: set[int] = set()
+    def images_shipping_to(self, country: str) -> tuple[str, np.ndarray]:
+        """(catalog version, ids of the images of every product that ships to ``country``), in one snapshot.
+
+        The version (the time of the last write) tells a reader when to ask again.
+        """
+        everywhere = select(images.c.id).join(products, products.c.pk == images.c.product_pk).where(products.c.ships_everywhere.is_(True))
+        listed = select(images.c.id).join(product_ship_to, product_ship_to.c.product_pk == images.c.product_pk).where(
+            product_ship_to.c.country == country
+        )
         with self.reader() as connection:
-            for chunk in _chunks(list(product_pks)):
-                allowed.update(
-                    connection.scalars(
-                        select(products.c.pk).where(products.c.pk.in_(chunk), products.c.ships_everywhere.is_(True))
-                    )
-                )
-                allowed.update(
-                    connection.scalars(
-                        select(product_ship_to.c.product_pk).where(
-                            product_ship_to.c.product_pk.in_(chunk), product_ship_to.c.country == country
-                        )
-                    )
-                )
-        return allowed
+            version = _get_meta(connection, "last_write_at", "") or ""
+            ids = np.fromiter(connection.scalars(everywhere.union_all(listed)), dtype=np.int64)
+        return version, ids
 
     def products_by_pk(self, product_pks: Sequence[int]) -> dict[int, ProductView]:
         """Full views of the given products (missing ones are left out)."""

@@ -21,6 +21,9 @@ import faiss
 import numpy as np
 
 IndexKind = Literal["auto", "flat", "hnsw"]
+#: Below this share of an HNSW segment's vectors, a filtered search scans the kept vectors exactly:
+#: a graph walk that may only step on a few percent of its nodes loses recall (see BENCHMARKS.md).
+EXACT_BELOW = 0.05
 INDEX_FILE = "vectors.faiss"
 STATE_FILE = "index.json"
 
@@ -35,6 +38,39 @@ class FaissSettings:
     ef_construction: int = 100
     ef_search: int = 128
     rebuild_tombstone_ratio: float = 0.2
+
+
+class IdFilter:
+    """The ids a search may return (e.g. the images of products that ship to a country), as a bitmap.
+
+    Searches apply it inside FAISS (an ``IDSelectorBitmap``), so a selective
+    filter costs one search, not a search grown until enough results pass.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        self.count = len(ids)
+        self.mask = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=bool)
+        self.mask[ids] = True
+        self._packed = np.packbits(self.mask, bitorder="little")
+        # FAISS takes the bitmap's length in bytes (ids past it are outside the set).
+        self.selector = faiss.IDSelectorBitmap(len(self._packed), faiss.swig_ptr(self._packed))
+        #: Per segment (by identity): the kept positions as a selector over that segment's internal ids.
+        self._internal: dict[int, tuple[int, np.ndarray, faiss.IDSelector]] = {}
+
+    def contains(self, image_id: int) -> bool:
+        return 0 <= image_id < len(self.mask) and bool(self.mask[image_id])
+
+    def internal(self, key: int, external_ids: np.ndarray) -> tuple[int, faiss.IDSelector]:
+        """(how many kept, a selector over positions) for a segment whose position i holds ``external_ids[i]``."""
+        if key not in self._internal:
+            inside = external_ids < len(self.mask)
+            kept = np.zeros(len(external_ids), dtype=bool)
+            kept[inside] = self.mask[external_ids[inside]]
+            packed = np.packbits(kept, bitorder="little")
+            self._internal[key] = (int(kept.sum()), packed, faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed)))
+        count, _, selector = self._internal[key]
+        return count, selector
 
 
 def set_search_threads(count: int) -> None:
@@ -53,6 +89,7 @@ class FaissIndex:
         self._tombstones: set[int] = set()
         self._selector: faiss.IDSelector | None = None
         self._selector_for: np.ndarray | None = None
+        self._ids: np.ndarray | None = None
 
     # -- structure -------------------------------------------------------------
 
@@ -135,11 +172,24 @@ class FaissIndex:
 
     # -- queries ---------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, ids) per query; ids in ``exclude`` (sorted int64) are skipped during the search."""
+    def search(
+        self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None, only: IdFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query; ids in ``exclude`` are skipped, and with ``only`` so is every id outside it.
+
+        An HNSW segment that ``only`` keeps less than :data:`EXACT_BELOW` of
+        is scanned exactly over the kept vectors instead of walked.
+        """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(k, max(1, len(self))))
         selector = self._exclusion(exclude)
+        if only is not None:
+            if self._structure == "hnsw":
+                ids = self._external_ids()
+                kept, positions = only.internal(id(self), ids)
+                if kept < EXACT_BELOW * len(ids):
+                    return self._scan(queries, k, positions, ids, exclude)
+            selector = only.selector if selector is None else faiss.IDSelectorAnd(only.selector, selector)
         if self._structure == "hnsw":
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(self.settings.ef_search, k)
@@ -148,6 +198,34 @@ class FaissIndex:
         if selector is not None:
             params.sel = selector
         return self._index.search(queries, k, params=params)
+
+    def _external_ids(self) -> np.ndarray:
+        """The id of each position (cached: a loaded segment does not change)."""
+        if self._ids is None or len(self._ids) != self._index.ntotal:
+            self._ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return self._ids
+
+    def _scan(
+        self, queries: np.ndarray, k: int, positions: faiss.IDSelector, ids: np.ndarray, exclude: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner products with the kept positions only (HNSW keeps its vectors in a flat storage).
+
+        Tombstones are dropped from the answer, so the scan asks for that many more.
+        """
+        excluded = np.fromiter(self._tombstones, dtype=np.int64)
+        if exclude is not None and len(exclude):
+            excluded = np.concatenate([excluded, exclude])
+        storage = faiss.downcast_index(faiss.downcast_index(self._index.index).storage)
+        params = faiss.SearchParameters()
+        params.sel = positions
+        scores, found = storage.search(queries, min(len(ids), k + len(excluded)), params=params)
+        result = np.where(found >= 0, ids[np.maximum(found, 0)], -1)
+        if len(excluded):
+            dropped = np.isin(result, excluded)
+            result, scores = np.where(dropped, -1, result), np.where(dropped, -np.inf, scores)
+            order = np.argsort(-scores, axis=1, kind="stable")
+            result, scores = np.take_along_axis(result, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        return scores[:, :k], result[:, :k]
 
     def _exclusion(self, exclude: np.ndarray | None) -> faiss.IDSelector | None:
         """A selector skipping this index's own tombstones and ``exclude`` (cached for the same array)."""

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .faiss_index import FaissIndex
+from .faiss_index import FaissIndex, IdFilter
 
 
 class SegmentedIndex:
-    """The segments of one index state, minus its tombstones: what searches see (a ``VectorIndex``)."""
+    """The segments of one index state, minus its tombstones: what searches see."""
 
     def __init__(self, dim: int, segments: Sequence[tuple[str, FaissIndex]], tombstones: np.ndarray | None = None) -> None:
         self.dim = dim
@@ -37,10 +37,13 @@ class SegmentedIndex:
     def __len__(self) -> int:
         return sum(len(index) for _, index in self.segments) - len(self.tombstones)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, ids) per query over every segment, best first; missing slots have id -1."""
+    def search(self, queries: np.ndarray, k: int, only: IdFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query over every segment, best first; missing slots have id -1.
+
+        ``only`` restricts the search to its ids, inside each segment's search.
+        """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        found = [index.search(queries, k, exclude=self.tombstones) for _, index in self.segments if len(index)]
+        found = [index.search(queries, k, exclude=self.tombstones, only=only) for _, index in self.segments if len(index)]
         if not found:
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
         if len(found) == 1:

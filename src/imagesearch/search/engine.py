@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..catalog.store import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
-from ..index.base import VectorIndex
+from ..index.faiss_index import IdFilter
 from ..index.segments import SegmentedIndex
 from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
@@ -40,9 +40,10 @@ from .ranking import (
 )
 from .results import RankedItem, ResultSet, ResultStore
 
-#: Neighbours fetched per query at first; multiplied by 4 while the ship-to filter leaves too few products.
+#: Neighbours fetched per query (images; several may belong to one product).
 INITIAL_K = 400
-MAX_K = 16_384
+#: Ship-to filters kept ready (one per country asked for recently).
+FILTER_CACHE = 64
 #: Local features of catalog thumbnails kept in memory for "same" verification.
 FEATURE_CACHE = 4096
 
@@ -111,6 +112,7 @@ class SearchEngine:
         self._snapshot: Snapshot | None = None
         self._rates: tuple[float, RatesTable] | None = None
         self._features: OrderedDict[int, LocalFeatures] = OrderedDict()
+        self._filters: OrderedDict[str, tuple[str, IdFilter]] = OrderedDict()
 
     # -- shared state, refreshed when an import publishes a new generation ----------
 
@@ -179,20 +181,36 @@ class SearchEngine:
                 self._features.popitem(last=False)
             return {image_id: self._features[image_id] for image_id in image_ids if image_id in self._features}
 
+    def _shipping(self, country: str | None) -> IdFilter | None:
+        """The images of products that ship to ``country``, as a filter searches apply inside the index.
+
+        Cached per country until the catalog changes (a shipping change writes
+        no index bytes, so the catalog's last write is the key, not the generation).
+        """
+        if country is None:
+            return None
+        version = self.workspace.catalog.get_meta("last_write_at", "") or ""
+        with self._lock:
+            cached = self._filters.get(country)
+            if cached is not None and cached[0] == version:
+                self._filters.move_to_end(country)
+                return cached[1]
+        version, ids = self.workspace.catalog.images_shipping_to(country)
+        only = IdFilter(ids)
+        with self._lock:
+            self._filters[country] = (version, only)
+            while len(self._filters) > FILTER_CACHE:
+                self._filters.popitem(last=False)
+        return only
+
     @staticmethod
-    def _neighbours(snapshot: Snapshot, vector: np.ndarray, k: int) -> tuple[list[RankedItem], float]:
-        """Products ranked by their best image among the ``k`` nearest, and the k-th score."""
-        index: VectorIndex = snapshot.index
-        scores, ids = index.search(vector[None, :], k)
+    def _neighbours(snapshot: Snapshot, vector: np.ndarray, k: int, only: IdFilter | None = None) -> tuple[list[RankedItem], float]:
+        """Products ranked by their best image among the ``k`` nearest (among ``only``'s ids), and the k-th score."""
+        index: SegmentedIndex = snapshot.index
+        scores, ids = index.search(vector[None, :], k, only=only)
         found = ids[0] >= 0
         ranked = aggregate(scores[0][found], ids[0][found], snapshot.owners)
         return ranked, float(scores[0][found][-1]) if found.any() else 0.0
-
-    def _ships(self, items: list[RankedItem], ship_to: str | None) -> list[RankedItem]:
-        if ship_to is None:
-            return items
-        allowed = self.workspace.catalog.shipping_to([item.product_pk for item in items], ship_to)
-        return [item for item in items if item.product_pk in allowed]
 
     def same_evidence(
         self, image: Image.Image, vector: np.ndarray, ship_to: str | None, exclude: frozenset[int] = frozenset()
@@ -211,7 +229,9 @@ class SearchEngine:
         if exclude:
             ranked = [item for item in ranked if item.product_pk not in exclude]
         candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
-        candidates = self._ships(candidates, ship_to)
+        only = self._shipping(ship_to)
+        if only is not None:  # the background stays the whole catalog's: only the answers must ship
+            candidates = [item for item in candidates if only.contains(item.image_id)]
         features = self._candidate_features([item.image_id for item in candidates])
         query = extract_with_mirror(image) if candidates else None
         inliers = {
@@ -229,23 +249,14 @@ class SearchEngine:
         return select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
 
     def rank_similar(self, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
-        """The best look-alike products, growing k while the ship-to filter leaves too few.
-
-        k grows only while farther neighbours could still qualify (the k-th
-        score is still above the inclusion floor).
-        """
+        """The best look-alike products; the ship-to filter is applied inside the kNN, in one search."""
         settings = self.settings
         snapshot = self.snapshot()
-        total = len(snapshot.index)
-        k = min(total, INITIAL_K)
-        while total:
-            ranked, kth_score = self._neighbours(snapshot, vector, k)
-            chosen = self._ships(select_similar(ranked, settings.similar_min_score, len(ranked)), ship_to)
-            done = ship_to is None or len(chosen) >= settings.similar_cap or k >= min(total, MAX_K)
-            if done or kth_score < settings.similar_min_score:
-                return chosen[: settings.similar_cap]
-            k = min(total, k * 4, MAX_K)
-        return []
+        k = min(len(snapshot.index), INITIAL_K)
+        if not k:
+            return []
+        ranked, _ = self._neighbours(snapshot, vector, k, self._shipping(ship_to))
+        return select_similar(ranked, settings.similar_min_score, settings.similar_cap)
 
     def parse(
         self,
