@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 from conftest import jpeg_bytes, product_record, write_catalog
+from sqlalchemy import text
 
 from imagesearch.errors import CatalogError
 from imagesearch.ingest.importer import ImportRejected, delete_products, import_file

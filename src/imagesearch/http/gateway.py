@@ -21,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..access.store import App, AccessStore
+from ..access.store import AccessStore, App
 from ..errors import ErrorCode, RequestError
 from ..search.engine import SearchEngine
 from ..search.presentation import present_page
