@@ -69,17 +69,10 @@ def _environment(workspace: Workspace) -> dict[str, str]:
     return env
 
 
-KILLER = textwrap.dedent(
+#: What both kill scripts start with: ``wrap(owner, name)`` makes a call SIGKILL the process before or after it runs.
+PRELUDE = textwrap.dedent(
     """
     import os, signal, sys
-    from pathlib import Path
-    from imagesearch.catalog import store as catalog_store
-    from imagesearch.index import store as index_store
-    from imagesearch.config import load_settings
-    from imagesearch.ingest.importer import import_file
-    from imagesearch.workspace import Workspace, GENERATION_KEY
-
-    point, catalog_file = sys.argv[1], Path(sys.argv[2])
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -94,6 +87,19 @@ KILLER = textwrap.dedent(
                 die()
             return result
         setattr(owner, name, patched)
+    """
+)
+
+KILLER = PRELUDE + textwrap.dedent(
+    """
+    from pathlib import Path
+    from imagesearch.catalog import store as catalog_store
+    from imagesearch.index import store as index_store
+    from imagesearch.config import load_settings
+    from imagesearch.ingest.importer import import_file
+    from imagesearch.workspace import Workspace, GENERATION_KEY
+
+    point, catalog_file = sys.argv[1], Path(sys.argv[2])
 
     if point == "before_publish":
         wrap(index_store.IndexStore, "publish_delta", before=True)
@@ -137,9 +143,8 @@ def test_sigkill_at_each_commit_step(two_states: Any, point: str, committed: boo
     assert_swept(after)
 
 
-COMPACTION_KILLER = textwrap.dedent(
+COMPACTION_KILLER = PRELUDE + textwrap.dedent(
     """
-    import os, signal, sys
     from imagesearch.catalog import store as catalog_store
     from imagesearch.index import store as index_store
     from imagesearch.config import load_settings
@@ -147,20 +152,6 @@ COMPACTION_KILLER = textwrap.dedent(
     from imagesearch.workspace import Workspace, GENERATION_KEY
 
     point = sys.argv[1]
-
-    def die():
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    def wrap(owner, name, before=False, when=lambda *a, **k: True):
-        real = getattr(owner, name)
-        def patched(*args, **kwargs):
-            if before and when(*args, **kwargs):
-                die()
-            result = real(*args, **kwargs)
-            if not before and when(*args, **kwargs):
-                die()
-            return result
-        setattr(owner, name, patched)
 
     if point == "while_building":
         wrap(compaction.FaissIndex, "add")
