@@ -149,7 +149,7 @@ class IopStyleClient:
         everything = {**system, **params}
         everything["sign"] = signature(everything, self.secret, "sha256")
         body = httpx.post(self.url, data=everything, timeout=30).json()
-        return {"type": body.get("type"), "code": body.get("code", "0"), "message": body.get("message"),
+        return {"type": body.get("type"), "code": body.get("code"), "message": body.get("message"),
                 "request_id": body.get("request_id"), "body": body}
 
 
@@ -161,7 +161,8 @@ def test_iop_sdk_style_client_sees_gateway_errors(server: dict[str, Any]) -> Non
     assert response["body"]["error_response"]["code"] == "IncompleteSignature"  # the TOP SDK's key, in the same body
     right = IopStyleClient(server["base"], server["app_key"], server["secret"])
     ok = right.execute("aliexpress.ds.image.searchV2", {"param0": json.dumps({"image_base64": image_b64(3), "page_size": 2})})
-    assert ok["code"] == "0" and ok["body"]["aliexpress_ds_image_searchV2_response"]["result"]["data"]["products"][0]["product_id"] == "p003"
+    assert ok["code"] == "0" and ok["request_id"] == ok["body"]["aliexpress_ds_image_searchV2_response"]["request_id"]
+    assert ok["body"]["aliexpress_ds_image_searchV2_response"]["result"]["data"]["products"][0]["product_id"] == "p003"
 
 
 def test_missing_parameter(server: dict[str, Any]) -> None:

@@ -134,7 +134,8 @@ class Gateway:
             errors_log.exception("request %s failed", request_id)
             return self.refusal(RequestError(ErrorCode.InternalError, request_id=request_id), state)
         state["outcome"] = "ok"
-        return {response_key(method): {**document, "request_id": request_id}}
+        # The IOP SDKs read the top-level code ("0": success) and request_id; the TOP SDKs the method's key.
+        return {response_key(method): {**document, "request_id": request_id}, "code": "0", "request_id": request_id}
 
     @staticmethod
     def refusal(error: RequestError, state: dict[str, Any]) -> dict[str, Any]:

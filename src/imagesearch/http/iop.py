@@ -4,8 +4,10 @@ A gateway error (credentials, signature, limits...) comes back with HTTP 200
 in *both* shapes at once, since the two SDK families read different keys: the
 IOP SDKs read top-level ``type``, ``code``, ``message`` and ``request_id``; the
 TOP SDKs raise on ``error_response`` (with ``msg``, ``sub_code``, ``sub_msg``).
-Neither is disturbed by the other's keys.  Business failures of a method come
-back inside its own ``<method>_response`` as ``result.ret = false``.
+Neither is disturbed by the other's keys.  A success carries the method's
+``<method>_response`` and, for the IOP SDKs, a top-level ``code`` "0" and
+``request_id``.  Business failures of a method come back inside its own
+``<method>_response`` as ``result.ret = false``.
 """
 
 from __future__ import annotations
