@@ -97,7 +97,7 @@ KILLER = PRELUDE + textwrap.dedent(
     from imagesearch.index import store as index_store
     from imagesearch.config import load_settings
     from imagesearch.ingest.importer import import_file
-    from imagesearch.workspace import Workspace, GENERATION_KEY
+    from imagesearch.workspace import Workspace
 
     point, catalog_file = sys.argv[1], Path(sys.argv[2])
 
@@ -149,7 +149,8 @@ COMPACTION_KILLER = PRELUDE + textwrap.dedent(
     from imagesearch.index import store as index_store
     from imagesearch.config import load_settings
     from imagesearch.ingest import compact as compaction
-    from imagesearch.workspace import Workspace, GENERATION_KEY
+    from imagesearch.catalog.meta import GENERATION_KEY
+    from imagesearch.workspace import Workspace
 
     point = sys.argv[1]
 

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .catalog.meta import CALIBRATION_REPORT_KEY, EMBEDDER_KEY, LAST_WRITE_KEY
 from .config import ConfigError, Settings, load_settings
 from .errors import ImageSearchError, RequestError
 from .ingest.importer import ImportRejected, delete_products, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
 from .search.engine import iso_time, same_thresholds_of
-from .workspace import CALIBRATION_KEY, EMBEDDER_KEY, Workspace
+from .workspace import Workspace
 
 if TYPE_CHECKING:
     import socket
@@ -413,7 +414,7 @@ def info_command(ctx: click.Context) -> None:
     state = workspace.index_state(generation)
     rates = load_rates(workspace.data_dir)
     catalog_bytes = sum(path.stat().st_size for path in workspace.data_dir.glob("catalog.sqlite*"))
-    last_write = workspace.catalog.get_meta("last_write_at")
+    last_write = workspace.catalog.get_meta(LAST_WRITE_KEY)
     info: dict[str, Any] = {
         "data_dir": str(workspace.data_dir.resolve()),
         **workspace.catalog.counts(),
@@ -440,7 +441,7 @@ def info_command(ctx: click.Context) -> None:
 def _same_thresholds(workspace: Workspace) -> dict[str, Any]:
     """The "same" thresholds searches use: calibrated for this catalog (with the measured rates), or the settings'."""
     thresholds = same_thresholds_of(workspace)
-    report = json.loads(workspace.catalog.get_meta(CALIBRATION_KEY + "_report") or "{}")
+    report = json.loads(workspace.catalog.get_meta(CALIBRATION_REPORT_KEY) or "{}")
     return {"min_inliers": thresholds.min_inliers, "margin": thresholds.margin, "source": thresholds.source,
             **{key: report[key] for key in ("recall", "false_positive_rate") if key in report}}
 

@@ -14,21 +14,17 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from .catalog.meta import GENERATION_KEY
 from .catalog.store import Catalog
 from .config import Settings
 from .errors import CatalogError
 from .index.faiss_index import FaissIndex, FaissSettings, set_search_threads
 from .index.segments import SegmentedIndex
 from .index.store import IndexState, IndexStore
-from .ingest.sources import FetchSettings
 from .pricing.rates import RatesTable, load_rates
 from .vision.decode import DecodeLimits
 from .vision.efficientnet import EfficientNetLiteEmbedder, EfficientNetSettings
 from .vision.embedder import Embedder
-
-GENERATION_KEY = "index_generation"
-EMBEDDER_KEY = "embedder"
-CALIBRATION_KEY = "same_calibration"
 
 
 class Workspace:
@@ -51,12 +47,6 @@ class Workspace:
         if settings.index_threads:
             set_search_threads(settings.index_threads)
         self.decode_limits = DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-        self.fetch_settings = FetchSettings(
-            timeout=settings.fetch_timeout,
-            retries=settings.fetch_retries,
-            concurrency=settings.fetch_concurrency,
-            max_bytes=settings.max_image_bytes,
-        )
 
     def close(self) -> None:
         self.catalog.close()

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
+from .meta import LAST_WRITE_KEY
 from .records import ProductRecord
 from .schema import (
     categories,
@@ -225,7 +226,7 @@ class Catalog:
             product_ship_to.c.country == country
         )
         with self.reader() as connection:
-            version = _get_meta(connection, "last_write_at", "") or ""
+            version = _get_meta(connection, LAST_WRITE_KEY, "") or ""
             ids = np.fromiter(connection.scalars(everywhere.union_all(listed)), dtype=np.int64)
         return version, ids
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..catalog.meta import GENERATION_KEY
 from ..index.faiss_index import FaissIndex
 from ..index.store import IndexState
-from ..workspace import GENERATION_KEY, Workspace
+from ..workspace import Workspace
 from .importer import record_generation
 
 #: How long the swap waits for a running import to finish before giving up (the compaction is then redone later).

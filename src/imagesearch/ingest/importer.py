@@ -24,14 +24,15 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..catalog.meta import EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY
 from ..catalog.readers import Row, RowError, read_catalog_file
 from ..catalog.records import validate_record
 from ..catalog.store import Blob, CatalogWriter
 from ..errors import ImageSearchError, RequestError
 from ..pricing.rates import RatesTable
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
-from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
-from .sources import FetchError, fetch_all, is_url, resolve_local
+from ..workspace import Workspace
+from .sources import FetchError, FetchSettings, fetch_all, is_url, resolve_local
 
 CHUNK_PRODUCTS = 64
 EMBED_BATCH = 16
@@ -130,7 +131,7 @@ def _prepare(
     try:
         for start in range(0, len(rows), CHUNK_PRODUCTS):
             chunk = rows[start : start + CHUNK_PRODUCTS]
-            fetched = fetch_all((ref for row in chunk for ref in row.record.images), base_dir, workspace.fetch_settings)
+            fetched = fetch_all((ref for row in chunk for ref in row.record.images), base_dir, FetchSettings.of(workspace.settings))
             hashes = {ref: hashlib.sha256(data).hexdigest() for ref, data in fetched.items() if isinstance(data, bytes)}
             known = workspace.catalog.known_blobs(hashes.values())
             new_contents = {hashes[ref]: data for ref, data in fetched.items() if isinstance(data, bytes) and hashes[ref] not in known}
@@ -207,7 +208,7 @@ def commit_changes(workspace: Workspace, change: Callable[[CatalogWriter], tuple
             )
             record_generation(workspace, writer, generation + 1)
             generation += 1
-        writer.set_meta("last_write_at", str(time.time()))
+        writer.set_meta(LAST_WRITE_KEY, str(time.time()))
     workspace.index_store.sweep(keep=generation)
     return generation
 

@@ -17,12 +17,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..catalog.meta import EMBEDDER_KEY, GENERATION_KEY
 from ..errors import RequestError
 from ..index.faiss_index import FaissIndex
 from ..vision.decode import decode_image, draft_side
-from ..workspace import EMBEDDER_KEY, GENERATION_KEY, Workspace
+from ..workspace import Workspace
 from .importer import record_generation
-from .sources import fetch_all
+from .sources import FetchSettings, fetch_all
 
 RE_EMBED_BATCH = 64
 
@@ -45,7 +46,7 @@ def _re_embed(workspace: Workspace, report: ReindexReport, progress: bool) -> di
     for start in tqdm(range(0, len(shas), RE_EMBED_BATCH), desc="re-embed", unit="batch", disable=not progress):
         batch = shas[start : start + RE_EMBED_BATCH]
         sources = {sha: catalog.sources_of(sha) for sha in batch}
-        fetched = fetch_all((refs[0] for refs in sources.values() if refs), Path('/'), workspace.fetch_settings)
+        fetched = fetch_all((refs[0] for refs in sources.values() if refs), Path('/'), FetchSettings.of(workspace.settings))
         images = []
         for sha in batch:
             refs = sources[sha]

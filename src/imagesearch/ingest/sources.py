@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from ..config import Settings
+
 
 @dataclass(frozen=True)
 class FetchSettings:
@@ -23,6 +25,11 @@ class FetchSettings:
     retries: int = 2
     concurrency: int = 16
     max_bytes: int = 10 * 1024 * 1024
+
+    @classmethod
+    def of(cls, settings: Settings) -> FetchSettings:
+        """The fetch limits of the service's settings."""
+        return cls(settings.fetch_timeout, settings.fetch_retries, settings.fetch_concurrency, settings.max_image_bytes)
 
 
 class FetchError(Exception):

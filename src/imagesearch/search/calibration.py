@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..catalog.meta import CALIBRATION_KEY, CALIBRATION_REPORT_KEY
 from ..evaluation.transforms import TRANSFORMS
 from ..vision.decode import decode_image
-from ..workspace import CALIBRATION_KEY
 from .engine import SameEvidence, SearchEngine
 from .ranking import SameThresholds, select_same
 
@@ -89,7 +89,7 @@ def calibrate_same(
     if save:
         with catalog.writer() as writer:
             writer.set_meta(CALIBRATION_KEY, thresholds.to_json())
-            writer.set_meta(CALIBRATION_KEY + "_report", json.dumps({key: best[key] for key in best}))
+            writer.set_meta(CALIBRATION_REPORT_KEY, json.dumps({key: best[key] for key in best}))
     return CalibrationReport(
         thresholds, best["recall"], best["false_positive_rate"], len(positives), len(negatives), time.perf_counter() - started, sweep
     )

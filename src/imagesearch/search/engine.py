@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
+from ..catalog.meta import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY
 from ..catalog.store import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..index.faiss_index import IdFilter
@@ -28,7 +29,7 @@ from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import decode_image, draft_side
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
-from ..workspace import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, Workspace
+from ..workspace import Workspace
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
@@ -189,7 +190,7 @@ class SearchEngine:
         """
         if country is None:
             return None
-        version = self.workspace.catalog.get_meta("last_write_at", "") or ""
+        version = self.workspace.catalog.get_meta(LAST_WRITE_KEY, "") or ""
         with self._lock:
             cached = self._filters.get(country)
             if cached is not None and cached[0] == version:
@@ -381,7 +382,7 @@ class SearchEngine:
         snapshot = self.snapshot()
         rates = self.rates()
         catalog = self.workspace.catalog
-        last = catalog.get_meta("last_write_at")
+        last = catalog.get_meta(LAST_WRITE_KEY)
         return {
             **catalog.counts(),
             "embedder": catalog.get_meta(EMBEDDER_KEY),

@@ -1,0 +1,17 @@
+"""The keys of the catalog's ``meta`` table: what a data directory records about itself.
+
+They live with the catalog that stores them, so the pipelines that read and
+write them need not import the composition root.
+"""
+
+from __future__ import annotations
+
+#: The index generation in force (its state file names the segments).
+GENERATION_KEY = "index_generation"
+#: "name version" of the embedder whose vectors the catalog holds.
+EMBEDDER_KEY = "embedder"
+#: The "same" thresholds ``imagesearch calibrate`` measured, and the measurement.
+CALIBRATION_KEY = "same_calibration"
+CALIBRATION_REPORT_KEY = "same_calibration_report"
+#: Epoch seconds of the last write: readers key caches that no index change invalidates on it.
+LAST_WRITE_KEY = "last_write_at"
