@@ -1,7 +1,9 @@
 "use strict";
 // The search page: plain JavaScript over the /v1 JSON API. No build step, no external assets.
 const $ = (id) => document.getElementById(id);
-const state = { file: null, pages: [], index: -1, lastQueryUrl: null };
+// `search` counts searches: an answer that arrives after a newer search started is dropped,
+// so quickly changing two options never leaves the older answer on screen.
+const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0 };
 
 function showError(message, id = "error") {
   $(id).textContent = message;
@@ -66,12 +68,15 @@ async function search() {
   for (const [key, value] of Object.entries(options())) form.append(key, value);
   form.append("page_size", "12");
   $("status").textContent = "Searching…";
+  const mine = ++state.search;
   try {
     const page = await api("/v1/search", { method: "POST", body: form });
+    if (mine !== state.search) return;
     state.pages = [page];
     state.index = 0;
     render();
   } catch (err) {
+    if (mine !== state.search) return;
     clearResults(); showError(err.message);
   }
 }
@@ -89,13 +94,18 @@ async function turn(step) {
   const current = state.pages[state.index];
   if (!current || !current.next_start_row_key) return;
   $("status").textContent = "Loading…";
+  const mine = state.search;
   try {
     const page = await api("/v1/search", {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ start_row_key: current.next_start_row_key }),
     });
+    if (mine !== state.search) return;
     state.pages.push(page); state.index = target; render();
-  } catch (err) { clearResults(); showError(err.message); }
+  } catch (err) {
+    if (mine !== state.search) return;
+    clearResults(); showError(err.message);
+  }
 }
 
 function text(tag, content, className) {
