@@ -145,6 +145,10 @@ def test_metrics_health_and_docs(server: dict[str, Any]) -> None:
     assert "imagesearch_requests_total" in metrics and "imagesearch_request_seconds_bucket" in metrics
     assert httpx.get(f"{server['base']}/healthz", timeout=10).json()["status"] == "ok"
     assert "/v1/search" in json.dumps(httpx.get(f"{server['base']}/openapi.json", timeout=10).json()["paths"])
+    for path in ("/", "/docs", "/healthz", "/v1/nothing"):
+        headers = httpx.get(f"{server['base']}{path}", timeout=10).headers
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY", path
+        assert headers["content-security-policy"] == "frame-ancestors 'none'" and headers["x-request-id"], path
     docs = httpx.get(f"{server['base']}/docs", timeout=10)
     assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
     assert httpx.get(f"{server['base']}/docs-assets/swagger-ui-bundle.js", timeout=10).status_code == 200

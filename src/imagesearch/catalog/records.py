@@ -24,7 +24,7 @@ from pydantic import (
 
 from ..i18n import normalize_country, normalize_language
 
-PRODUCT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+PRODUCT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_IMAGES = 20
 EVERYWHERE = frozenset({"*", "ALL", "WORLDWIDE"})
 
@@ -128,7 +128,7 @@ class ProductRecord(BaseModel):
     @classmethod
     def _product_id(cls, value: Any) -> str:
         value = str(value) if isinstance(value, int) else value
-        if not isinstance(value, str) or not PRODUCT_ID.match(value):
+        if not isinstance(value, str) or not PRODUCT_ID.fullmatch(value):
             raise ValueError("product_id must be 1-64 characters of letters, digits, '_', '.', ':' or '-'")
         return value
 

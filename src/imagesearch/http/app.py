@@ -53,6 +53,12 @@ LATENCY = Histogram(
 EMBED = Histogram("imagesearch_embed_seconds", "Query decode + embed time", buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25))
 RANK = Histogram("imagesearch_rank_seconds", "kNN + ranking time", buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1))
 OUTCOMES = frozenset(code.value for code in ErrorCode) | {"ok"}
+#: On every response: no content-type sniffing, and no framing by other sites (clickjacking).
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
 
 
 def error_json(error: RequestError, request_id: str) -> JSONResponse:
@@ -62,7 +68,7 @@ def error_json(error: RequestError, request_id: str) -> JSONResponse:
 
 
 class AccessLog:
-    """Pure ASGI middleware: request id, one access-log line, metrics, and a JSON 500 for any bug.
+    """Pure ASGI middleware: request id and security headers, one access-log line, metrics, and a JSON 500 for any bug.
 
     Pure ASGI rather than ``@app.middleware``: it adds no task or stream copy
     per request, which matters on the search path.
@@ -86,8 +92,7 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
             await send(message)
 
         try:

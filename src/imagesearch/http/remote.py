@@ -1,7 +1,9 @@
 """Fetching a query image by URL for ``/v1/search``, without becoming a proxy into the network.
 
-The host is resolved first and refused if any address is private, loopback,
-link-local, multicast, reserved or unspecified (unless explicitly allowed);
+The host is resolved first and refused if any address is not globally
+routable (``ipaddress``'s ``is_global``: private, loopback, link-local, shared
+100.64.0.0/10, reserved...), multicast, or a 6to4 wrapper of such an address
+(unless explicitly allowed);
 redirects are followed by hand, each hop checked the same way; the body is
 capped while streaming and the whole fetch has a timeout.
 """
@@ -20,6 +22,12 @@ from ..vision.decode import check_size
 MAX_REDIRECTS = 3
 
 
+def _is_6to4_of_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A 6to4 (2002::/16) address wrapping an IPv4 address that is not global."""
+    embedded = address.sixtofour if isinstance(address, ipaddress.IPv6Address) else None
+    return embedded is not None and not embedded.is_global
+
+
 def _check_host(url: str, allow_private: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -32,8 +40,7 @@ def _check_host(url: str, allow_private: bool) -> None:
         raise RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason="its host name cannot be resolved") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if (address.is_private or address.is_loopback or address.is_link_local or address.is_multicast
-                or address.is_reserved or address.is_unspecified):
+        if not address.is_global or address.is_multicast or _is_6to4_of_private(address):
             raise RequestError(ErrorCode.ImageUrlForbidden, "image_url")
 
 
