@@ -107,3 +107,43 @@ def test_too_small() -> None:
 def test_thumbnail_longest_side() -> None:
     thumb = Image.open(io.BytesIO(thumbnail_jpeg(Image.new("RGB", (1000, 500)), 256)))
     assert thumb.size == (256, 128)
+
+
+def test_large_non_jpeg_images_are_reduced_before_any_copy() -> None:
+    """A 40 MP RGBA PNG (a few hundred kB) decodes for embedding with one full-size buffer, not several."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import io, resource
+        from PIL import Image
+        from imagesearch.vision.decode import decode_image, DecodeLimits
+        canvas = Image.new("RGBA", (6320, 6320), (200, 30, 30, 128))
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="PNG")
+        data = buffer.getvalue()
+        del canvas
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        image = decode_image(data, DecodeLimits(), draft_size=280)
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
+        print(image.size[0], image.size[1], image.mode, image.getpixel((5, 5)), grown)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split(maxsplit=3)
+    width, height, mode, rest = int(out[0]), int(out[1]), out[2], out[3]
+    pixel, grown = rest.rsplit(" ", 1)
+    assert 280 <= min(width, height) < 560 and mode == "RGB"
+    assert pixel == "(227, 142, 142)"  # composited on white: 128/255 of the red over white
+    assert int(grown) < 400, f"peak memory grew by {grown} MB"
+
+
+def test_reduced_images_keep_their_orientation() -> None:
+    image = Image.new("RGB", (1200, 400), (0, 255, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", exif=exif)
+    decoded = decode_image(buffer.getvalue(), draft_size=100)
+    assert decoded.size == (100, 300)  # reduced by 4, then turned upright
