@@ -279,3 +279,12 @@ def test_contents_no_image_uses_are_dropped_with_the_change_that_released_them(t
     compact(workspace)
     with workspace.catalog.writer() as writer:
         assert writer.connection.execute(text("select count(*) from image_blobs")).scalar() == 3
+
+
+def test_a_new_data_directory_is_private(tmp_path: Path, make_settings: Callable[..., Any]) -> None:
+    import stat
+
+    workspace = Workspace(make_settings(tmp_path / "fresh" / "data"))
+    assert stat.S_IMODE(workspace.data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(workspace.catalog.path.stat().st_mode) == 0o600
+    workspace.close()

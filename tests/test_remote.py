@@ -39,3 +39,37 @@ def test_product_id_is_matched_whole() -> None:
     assert validate_record({**record, "product_id": "abc-1"}, "en").product_id == "abc-1"
     with pytest.raises(ValueError, match="product_id"):
         validate_record({**record, "product_id": "abc-1\n"}, "en")
+
+
+def test_a_trickling_server_cannot_hold_a_fetch_past_its_time_limit() -> None:
+    """The limit bounds the whole download, not each read (a byte every 0.2 s would otherwise never time out)."""
+    import http.server
+    import threading
+    import time
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(RequestError) as error:
+            remote.fetch_image(f"http://127.0.0.1:{server.server_address[1]}/slow.jpg", 1_000_000, 1.0, allow_private=True)
+    finally:
+        server.shutdown()
+    assert error.value.code == "ImageUrlUnreachable" and "longer than 1 s" in error.value.message
+    assert time.monotonic() - started < 3

@@ -33,6 +33,9 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
+        if not self.data_dir.exists():
+            # App secrets, tokens and the catalog live here: readable by the service's user only.
+            self.data_dir.mkdir(parents=True, mode=0o700)
         self.catalog = Catalog(self.data_dir)
         self.index_store = IndexStore(
             self.data_dir / "index",

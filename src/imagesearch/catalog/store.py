@@ -132,6 +132,9 @@ class Catalog:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / CATALOG_FILE
+        if not self.path.exists():
+            # SQLite gives its -wal and -shm files the database file's permissions.
+            self.path.touch(mode=0o600)
         self.engine = _sqlite_engine(self.path)
         metadata.create_all(self.engine)
         self._migrate()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -44,10 +45,21 @@ def _check_host(url: str, allow_private: bool) -> None:
             raise RequestError(ErrorCode.ImageUrlForbidden, "image_url")
 
 
+#: No single read may wait longer than this, whatever the whole fetch's time limit.
+READ_TIMEOUT = 5.0
+
+
 def fetch_image(url: str, max_bytes: int, timeout: float, allow_private: bool) -> bytes:
-    """The bytes at ``url``, or a :class:`RequestError` saying why not."""
+    """The bytes at ``url``, or a :class:`RequestError` saying why not.
+
+    ``timeout`` bounds the *whole* fetch (redirects and every chunk): a server
+    trickling a byte at a time cannot hold a worker for longer.  Proxy
+    settings of the environment are ignored: the address checked is the one used.
+    """
+    deadline = time.monotonic() + timeout
+    too_slow = RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason=f"it took longer than {timeout:g} s")
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        with httpx.Client(timeout=httpx.Timeout(min(timeout, READ_TIMEOUT)), follow_redirects=False, trust_env=False) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 _check_host(url, allow_private)
                 with client.stream("GET", url) as response:
@@ -60,7 +72,11 @@ def fetch_image(url: str, max_bytes: int, timeout: float, allow_private: bool) -
                     for chunk in response.iter_bytes():
                         received.extend(chunk)
                         check_size(len(received), max_bytes, "image_url")
+                        if time.monotonic() > deadline:
+                            raise too_slow
                     return bytes(received)
+                if time.monotonic() > deadline:
+                    raise too_slow
     except httpx.HTTPError as exc:
         raise RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason=f"the connection failed ({type(exc).__name__})") from None
     raise RequestError(ErrorCode.ImageUrlUnreachable, "image_url", reason=f"it redirected more than {MAX_REDIRECTS} times")
