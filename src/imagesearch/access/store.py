@@ -1,12 +1,15 @@
 """Apps and access tokens, kept in the catalog database (their own tables).
 
 An app is what the AliExpress SDKs call an app key and app secret; requests are
-signed with the secret.  Access tokens (``access_token`` / ``session``) are
-optional: a request that carries one must carry a valid one.
+signed with the secret, so it is kept as it is.  Access tokens (``access_token`` /
+``session``) are optional: a request that carries one must carry a valid one.
+A token is only ever compared, so only its SHA-256 is stored (tokens stored in
+clear by an earlier version are hashed when the store opens).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -30,7 +33,7 @@ apps_table = Table(
 tokens_table = Table(
     "access_tokens",
     _metadata,
-    Column("token", String(64), primary_key=True),
+    Column("token", String(80), primary_key=True),  # "sha256:" + the hex digest
     Column("app_key", String(32), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
@@ -57,6 +60,14 @@ class App:
         return not self.methods or method in self.methods.split(",")
 
 
+#: Prefix of a stored token hash (a clear token, as an earlier version stored it, has none).
+HASHED = "sha256:"
+
+
+def _hashed(token: str) -> str:
+    return HASHED + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 #: How long a server process trusts an app it looked up: a revocation reaches every server within this.
 APP_CACHE_SECONDS = 1.0
 
@@ -74,6 +85,14 @@ class AccessStore:
         self._apps: dict[str, tuple[float, App | None]] = {}
         self._lock = threading.Lock()
         _metadata.create_all(engine)
+        self._hash_clear_tokens()
+
+    def _hash_clear_tokens(self) -> None:
+        """Migrate tokens an earlier version stored in clear to their hashes (once; a no-op after)."""
+        with self.engine.begin() as connection:
+            clear = [token for token in connection.scalars(select(tokens_table.c.token)) if not token.startswith(HASHED)]
+            for token in clear:
+                connection.execute(update(tokens_table).where(tokens_table.c.token == token).values(token=_hashed(token)))
 
     def create_app(self, name: str, rate_limit: float = 50.0, methods: tuple[str, ...] = ()) -> App:
         """A new app with a random numeric key (as AliExpress issues) and a 32-hex-digit secret."""
@@ -113,23 +132,25 @@ class AccessStore:
         return bool(result.rowcount)
 
     def create_token(self, app_key: str, days: float = 365.0) -> str:
+        """A new token for ``app_key``: returned once, stored only as its hash."""
         token = secrets.token_urlsafe(32)
         now = time.time()
         with self.engine.begin() as connection:
             connection.execute(
-                insert(tokens_table).values(token=token, app_key=app_key, created_at=now, expires_at=now + days * 86400)
+                insert(tokens_table).values(token=_hashed(token), app_key=app_key, created_at=now, expires_at=now + days * 86400)
             )
         return token
 
     def revoke_token(self, token: str) -> bool:
         with self.engine.begin() as connection:
             result = connection.execute(
-                update(tokens_table).where(tokens_table.c.token == token, tokens_table.c.revoked_at.is_(None)).values(revoked_at=time.time())
+                update(tokens_table).where(tokens_table.c.token == _hashed(token), tokens_table.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
             )
         return bool(result.rowcount)
 
     def token_valid(self, token: str, app_key: str) -> bool:
         """The token exists, belongs to ``app_key``, is not revoked and not expired."""
         with self.engine.connect() as connection:
-            row = connection.execute(select(tokens_table).where(tokens_table.c.token == token)).first()
+            row = connection.execute(select(tokens_table).where(tokens_table.c.token == _hashed(token))).first()
         return bool(row and row.app_key == app_key and row.revoked_at is None and row.expires_at > time.time())
