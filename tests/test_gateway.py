@@ -210,10 +210,12 @@ def test_body_cap(server: dict[str, Any]) -> None:
     assert error_of(server, params)["code"] == "RequestEntityTooLarge"
 
 
-def test_bad_param0_json_is_a_business_error(server: dict[str, Any]) -> None:
-    body = httpx.post(f"{server['base']}/sync", data=signed(server, param0="{not json"), timeout=30).json()
+@pytest.mark.parametrize("param0", ["{not json", "[" * 10_000 + "]" * 10_000, '"a string"', '{"search_type": "similar", "sort": "price"}'])
+def test_bad_param0_json_is_a_business_error(server: dict[str, Any], param0: str) -> None:
+    body = httpx.post(f"{server['base']}/sync", data=signed(server, param0=param0), timeout=30).json()
     result = body["aliexpress_ds_image_searchV2_response"]["result"]
-    assert result["ret"] is False and result["code"] == "InvalidParam0"
+    expected = "UnknownParameter" if "sort" in param0 else "InvalidParam0"
+    assert result["ret"] is False and result["code"] == expected and result["messages"]
 
 
 def test_catalog_change_is_visible_without_restart(server: dict[str, Any], model_cache: Path) -> None:

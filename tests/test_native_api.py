@@ -129,6 +129,9 @@ def test_product_view(server: dict[str, Any]) -> None:
 def test_live_catalog_changes_need_the_admin_token(server: dict[str, Any]) -> None:
     record = product_record(40, [f"{server['base']}/thumbnails/1.jpg"])
     assert httpx.put(f"{server['base']}/v1/products/p040", json=record, timeout=30).status_code == 401
+    for wrong in ("admin-secret", "Basic admin-secret", "Bearer admin-secre"):  # the scheme is required, the token exact
+        refused = httpx.put(f"{server['base']}/v1/products/p040", json=record, headers={"Authorization": wrong}, timeout=30)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "Unauthorized"
     created = httpx.put(f"{server['base']}/v1/products/p040", json=record, headers=ADMIN, timeout=60)
     assert created.status_code == 200, created.text
     assert created.json()["products_written"] == 1
