@@ -223,3 +223,35 @@ def test_multi_worker_listener_keeps_tcp_nodelay() -> None:
         return seen["nodelay"]
 
     assert asyncio.run(accepted_nodelay()) == 1
+
+
+def test_overload_is_turned_away_at_once(tmp_path: Path, model_cache: Path) -> None:
+    """With one search slot, concurrent searches beyond it get the documented overload answers, never a 5xx else."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_gateway import signed
+
+    cli(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 6)))
+    app = cli(tmp_path / "data", model_cache, "apps", "create", "busy shop", "--rate-limit", "1000")
+    photo = jpeg_bytes(product_image(3))
+    with running_server(tmp_path / "data", model_cache, {"IMAGESEARCH_MAX_PENDING_SEARCHES": "1"}) as (base, port):
+        server = {"base": base, "port": port, "app_key": app["app_key"], "secret": app["secret"]}
+
+        def v1(_: int) -> httpx.Response:
+            return httpx.post(f"{base}/v1/search", files={"file": ("q.jpg", photo, "image/jpeg")}, timeout=30)
+
+        def sync(_: int) -> dict[str, Any]:
+            param0 = json.dumps({"image_base64": base64.b64encode(photo).decode()})
+            return httpx.post(f"{base}/sync", data=signed(server, param0=param0), timeout=30).json()
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(v1, range(24)))
+            gateway = list(pool.map(sync, range(24)))
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+    busy = next(answer for answer in answers if answer.status_code == 503)
+    assert busy.headers["Retry-After"] == "1" and busy.json()["error"]["code"] == "Overloaded"
+    codes = [body.get("code") for body in gateway]
+    assert set(codes) <= {"0", "ApiCallLimit"} and "0" in codes and "ApiCallLimit" in codes, codes
+    limited = next(body for body in gateway if body.get("code") == "ApiCallLimit")
+    assert limited["error_response"]["msg"].endswith("this ban will last 1 seconds")

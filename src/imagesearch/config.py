@@ -82,6 +82,9 @@ class Settings:
     #: Server processes (set by ``serve --workers``; rate limits are shared out between them).
     workers: int = 1
     max_request_bytes: int = 16 * 1024 * 1024
+    #: Searches one server process takes at once (running or waiting for a thread); more are turned
+    #: away at once (HTTP 503 with Retry-After on /v1, ApiCallLimit on /sync) instead of queueing.
+    max_pending_searches: int = 16
     #: Bearer token for catalog writes over HTTP (PUT/DELETE /v1/products); empty disables them.
     admin_token: str = ""
     #: Let /v1/search fetch image_url from private, loopback and link-local addresses.
@@ -149,6 +152,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
     if settings.index_kind not in ("auto", "flat", "hnsw"):
         raise ConfigError(f"index_kind must be auto, flat or hnsw, not {settings.index_kind!r}")
+    if settings.max_pending_searches < 1:
+        raise ConfigError("max_pending_searches must be at least 1")
     if settings.compact_max_deltas < 0 or settings.compact_delta_ratio < 0:
         raise ConfigError("compact_max_deltas and compact_delta_ratio must not be negative")
     if not 1 <= settings.similar_cap <= 10_000:

@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     Unauthorized = "Unauthorized"
     InvalidProduct = "InvalidProduct"
     WriteConflict = "WriteConflict"
+    Overloaded = "Overloaded"
     InternalError = "InternalError"
     # The gateway (/sync) envelope.
     MissingParameter = "MissingParameter"
@@ -138,6 +139,9 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
         401, "a valid admin token is required (Authorization: Bearer <token>)", "a catalog write without the right bearer token", ("v1",)),
     C.InvalidProduct: ErrorSpec(422, "{reason}", "a product that does not validate (every problem listed)", ("v1",)),
     C.WriteConflict: ErrorSpec(409, "{reason}", "another import or reindex is writing", ("v1",)),
+    C.Overloaded: ErrorSpec(
+        503, "the server is busy: all its {limit} search slots are taken; retry in a second",
+        "every search slot of the server is taken (`max_pending_searches`): retry after `Retry-After`", ("v1",)),
     C.InternalError: ErrorSpec(500, "the server failed to answer (request {request_id}); it has been logged", "a bug: logged with the request id", ("v1", "gateway")),
     C.MissingParameter: ErrorSpec(
         200, "The request is missing the required parameter {param}", "`method`, `app_key`, `timestamp` or `sign` is missing", ("gateway",)),
@@ -147,8 +151,9 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
         200, "{reason}", "unparsable, or more than `timestamp_window_seconds` (900) from the server clock (replay)", ("gateway",)),
     C.IncompleteSignature: ErrorSpec(200, "{reason}", "wrong signature, or an unknown `sign_method`", ("gateway",)),
     C.ApiCallLimit: ErrorSpec(
-        200, "The request has exceeded the limit of {limit} calls per second; this ban will last {seconds} seconds",
-        "the app's rate limit: \"...; this ban will last N seconds\" (per-app token bucket)", ("gateway",)),
+        200, "{reason}; this ban will last {seconds} seconds",
+        "the app's rate limit (per-app token bucket), or every search slot of the server taken: \"...; this ban will last N seconds\"",
+        ("gateway",)),
     C.IllegalAccessToken: ErrorSpec(
         200, "The specified access token is invalid or expired",
         "an `access_token` / `session` that is unknown, revoked, expired or another app's", ("gateway",)),

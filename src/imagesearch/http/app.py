@@ -36,6 +36,7 @@ from ..config import Settings, load_settings
 from ..errors import ErrorCode, RequestError
 from ..search.engine import SearchEngine
 from ..workspace import Workspace
+from .admission import RETRY_AFTER, Admission
 from .gateway import Gateway, sync_endpoint
 from .native import NativeApi, build_native_router
 from .ratelimit import RateLimiter
@@ -156,8 +157,9 @@ def create_app(settings: Settings) -> FastAPI:
         """Where our thumbnails are served: the setting, else the address this request reached."""
         return base_url(request, settings.public_url)
 
-    app.add_route("/sync", sync_endpoint(Gateway(engine, access, limiter), public_url), methods=["GET", "POST"], include_in_schema=False)
-    app.include_router(build_native_router(NativeApi(engine), public_url))
+    admission = Admission(settings.max_pending_searches)
+    app.add_route("/sync", sync_endpoint(Gateway(engine, access, limiter), public_url, admission), methods=["GET", "POST"], include_in_schema=False)
+    app.include_router(build_native_router(NativeApi(engine), public_url, admission))
 
     def request_id(request: Request) -> str:
         return str(request.scope.get("state", {}).get("request_id", ""))
@@ -165,7 +167,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestError)
     async def refused(request: Request, error: RequestError) -> JSONResponse:
         request.state.outcome = error.code.value
-        return error_json(error, request_id(request))
+        response = error_json(error, request_id(request))
+        if error.code == ErrorCode.Overloaded:
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:

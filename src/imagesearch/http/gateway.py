@@ -26,6 +26,7 @@ from ..errors import ErrorCode, RequestError
 from ..search.engine import SearchEngine
 from ..search.presentation import present_page
 from ..search.searchv2 import SearchV2Error, SearchV2Result, render, render_error, render_flat
+from .admission import RETRY_AFTER, Admission
 from .forms import parse_form, read_body
 from .iop import error_body, response_key
 from .ratelimit import RateLimiter, ban_seconds
@@ -104,7 +105,8 @@ class Gateway:
         wait = self.limiter.acquire(app.app_key, app.rate_limit)
         if wait > 0:
             raise RequestError(
-                ErrorCode.ApiCallLimit, limit=f"{app.rate_limit:g}", seconds=ban_seconds(wait),
+                ErrorCode.ApiCallLimit, reason=f"The request has exceeded the limit of {app.rate_limit:g} calls per second",
+                seconds=ban_seconds(wait),
                 sub_code="accesscontrol.limited-by-app-access-count",
             )
         token = params.get("access_token") or params.get("session")
@@ -180,17 +182,29 @@ class Gateway:
         }
 
 
-def sync_endpoint(gateway: Gateway, public_url: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
-    """The ``/sync`` handler: a plain Starlette endpoint (no dependency injection on this hot path)."""
+def sync_endpoint(
+    gateway: Gateway, public_url: Callable[[Request], str], admission: Admission
+) -> Callable[[Request], Awaitable[Response]]:
+    """The ``/sync`` handler: a plain Starlette endpoint (no dependency injection on this hot path).
+
+    When every search slot is taken, the call is refused at once with the
+    platform's own overload answer, ``ApiCallLimit`` ("this ban will last 1 seconds").
+    """
     body_limit = gateway.settings.max_request_bytes
 
     async def sync(request: Request) -> Response:
         state = request.scope.setdefault("state", {})
         try:
-            body = await read_body(request, body_limit)
+            with admission.slot():  # before reading the body: turning a request away must cost next to nothing
+                body = await read_body(request, body_limit)
+                content_type = request.headers.get("content-type", "")
+                return await json_from_thread(gateway.answer, dict(request.query_params), body, content_type, public_url(request), state)
         except RequestError as error:
+            if error.code == ErrorCode.Overloaded:
+                error = RequestError(
+                    ErrorCode.ApiCallLimit, reason="The server is busy: all its search slots are taken", seconds=RETRY_AFTER,
+                    sub_code="isp.overload",
+                )
             return Response(json_bytes(gateway.refusal(error, state)), media_type="application/json")
-        content_type = request.headers.get("content-type", "")
-        return await json_from_thread(gateway.answer, dict(request.query_params), body, content_type, public_url(request), state)
 
     return sync

@@ -29,6 +29,7 @@ from ..pricing.money import parse_currency
 from ..search.engine import SearchEngine, SearchPage
 from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, V1_FIELDS
 from ..search.presentation import Presented, Reader, present, present_page, thumbnail_url
+from .admission import Admission
 from .forms import parse_form, read_body
 from .remote import fetch_image
 from .threads import json_from_thread
@@ -241,7 +242,7 @@ class NativeApi:
         return {"product_id": product_id, "deleted": True, "generation": report.generation}
 
 
-def build_native_router(api: NativeApi, public_url: Callable[[Request], str]) -> APIRouter:
+def build_native_router(api: NativeApi, public_url: Callable[[Request], str], admission: Admission) -> APIRouter:
     router = APIRouter(prefix="/v1", responses={
         "4XX": {"model": ErrorBody, "description": "Refused: the code says why (see the README's error tables)"},
         "5XX": {"model": ErrorBody, "description": "InternalError, or CatalogUnavailable (503)"},
@@ -260,9 +261,10 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str]) ->
         }},
     }}})
     async def search(request: Request) -> Response:
-        body = await read_body(request, limit)
-        content_type = request.headers.get("content-type", "")
-        return await json_from_thread(api.search, body, content_type, public_url(request), state(request))
+        with admission.slot():  # before reading the body: turning a request away must cost next to nothing
+            body = await read_body(request, limit)
+            content_type = request.headers.get("content-type", "")
+            return await json_from_thread(api.search, body, content_type, public_url(request), state(request))
 
     @router.get("/products/{product_id}", summary="A product with all its images, titles and categories")
     async def get_product(request: Request, product_id: str, currency: str | None = None, lang: str | None = None) -> Response:
@@ -270,8 +272,9 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str]) ->
 
     @router.post("/products/{product_id}/match", summary="How well each image of a product matches a query photo (multipart file)")
     async def match_product(request: Request, product_id: str) -> Response:
-        body = await read_body(request, limit)
-        return await json_from_thread(api.match, product_id, body, request.headers.get("content-type", ""))
+        with admission.slot():
+            body = await read_body(request, limit)
+            return await json_from_thread(api.match, product_id, body, request.headers.get("content-type", ""))
 
     @router.get("/catalog", summary="Catalog overview: counts, embedder, index, last import, rates")
     async def catalog_overview() -> Response:
