@@ -255,3 +255,21 @@ def test_overload_is_turned_away_at_once(tmp_path: Path, model_cache: Path) -> N
     assert set(codes) <= {"0", "ApiCallLimit"} and "0" in codes and "ApiCallLimit" in codes, codes
     limited = next(body for body in gateway if body.get("code") == "ApiCallLimit")
     assert limited["error_response"]["msg"].endswith("this ban will last 1 seconds")
+
+
+def test_app_keys_can_be_required_on_v1(tmp_path: Path, model_cache: Path) -> None:
+    """v1_requires_app_key: /v1/search needs a known app's key and secret, and keeps to the app's rate limit."""
+    cli(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 4)))
+    app = cli(tmp_path / "data", model_cache, "apps", "create", "web shop", "--rate-limit", "1")
+    files = {"file": ("q.jpg", jpeg_bytes(product_image(2)), "image/jpeg")}
+    with running_server(tmp_path / "data", model_cache, {"IMAGESEARCH_V1_REQUIRES_APP_KEY": "true"}) as (base, _):
+        anonymous = httpx.post(f"{base}/v1/search", files=files, timeout=30)
+        assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "AppKeyRequired"
+        wrong = httpx.post(f"{base}/v1/search", files=files, headers={"X-App-Key": app["app_key"], "X-App-Secret": "0" * 32}, timeout=30)
+        assert wrong.status_code == 401
+        keys = {"X-App-Key": app["app_key"], "X-App-Secret": app["secret"]}
+        answers = [httpx.post(f"{base}/v1/search", files=files, headers=keys, timeout=30) for _ in range(3)]
+        assert answers[0].status_code == 200 and answers[0].json()["products"][0]["product_id"] == "p002"
+        limited = next(answer for answer in answers if answer.status_code == 429)
+        assert limited.json()["error"]["code"] == "RateLimited" and int(limited.headers["Retry-After"]) >= 1
+        assert httpx.get(f"{base}/v1/catalog", timeout=10).status_code == 200  # the overview stays open

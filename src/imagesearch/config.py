@@ -87,6 +87,9 @@ class Settings:
     max_pending_searches: int = 16
     #: Bearer token for catalog writes over HTTP (PUT/DELETE /v1/products); empty disables them.
     admin_token: str = ""
+    #: Require an app key (X-App-Key, X-App-Secret headers) on /v1/search and /v1/products/{id}/match,
+    #: with the app's rate limit: turn this on before exposing the service beyond the local demo.
+    v1_requires_app_key: bool = False
     #: Let /v1/search fetch image_url from private, loopback and link-local addresses.
     allow_private_image_urls: bool = False
     #: Base URL of image_url for catalog images that are local files (our thumbnails). Empty: the

@@ -59,6 +59,8 @@ class ErrorCode(StrEnum):
     Unauthorized = "Unauthorized"
     InvalidProduct = "InvalidProduct"
     WriteConflict = "WriteConflict"
+    AppKeyRequired = "AppKeyRequired"
+    RateLimited = "RateLimited"
     Overloaded = "Overloaded"
     InternalError = "InternalError"
     # The gateway (/sync) envelope.
@@ -139,6 +141,12 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
         401, "a valid admin token is required (Authorization: Bearer <token>)", "a catalog write without the right bearer token", ("v1",)),
     C.InvalidProduct: ErrorSpec(422, "{reason}", "a product that does not validate (every problem listed)", ("v1",)),
     C.WriteConflict: ErrorSpec(409, "{reason}", "another import or reindex is writing", ("v1",)),
+    C.AppKeyRequired: ErrorSpec(
+        401, "this service requires an app key: send X-App-Key and X-App-Secret (see `imagesearch apps create`)",
+        "`v1_requires_app_key` is on and the app key or secret is missing, unknown, revoked or wrong", ("v1",)),
+    C.RateLimited: ErrorSpec(
+        429, "the app's limit of {limit} requests per second is reached; retry in {seconds} s",
+        "the app's rate limit (the same per-app budget as `/sync`): retry after `Retry-After`", ("v1",)),
     C.Overloaded: ErrorSpec(
         503, "the server is busy: all its {limit} search slots are taken; retry in a second",
         "every search slot of the server is taken (`max_pending_searches`): retry after `Retry-After`", ("v1",)),
@@ -195,6 +203,7 @@ class RequestError(ImageSearchError):
         self.code = code
         self.param = param
         self.sub_code = sub_code
+        self.values = values
         self.message = SPECS[code].template.format(param=param, **values)
         super().__init__(self.message)
 

@@ -68,6 +68,8 @@ def _hashed(token: str) -> str:
     return HASHED + hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: App keys are short numbers; a longer one cannot exist.
+MAX_APP_KEY = 32
 #: How long a server process trusts an app it looked up: a revocation reaches every server within this.
 APP_CACHE_SECONDS = 1.0
 
@@ -107,7 +109,12 @@ class AccessStore:
         return App(**row._mapping) if row else None
 
     def cached_app(self, app_key: str) -> App | None:
-        """:meth:`get_app`, trusted for :data:`APP_CACHE_SECONDS` (the gateway's lookup on every call)."""
+        """:meth:`get_app`, trusted for :data:`APP_CACHE_SECONDS` (the lookup of every authenticated call).
+
+        A key longer than any app key is unknown without a lookup (nor a cache entry).
+        """
+        if len(app_key) > MAX_APP_KEY:
+            return None
         now = time.monotonic()
         with self._lock:
             hit = self._apps.get(app_key)

@@ -159,7 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     admission = Admission(settings.max_pending_searches)
     app.add_route("/sync", sync_endpoint(Gateway(engine, access, limiter), public_url, admission), methods=["GET", "POST"], include_in_schema=False)
-    app.include_router(build_native_router(NativeApi(engine), public_url, admission))
+    app.include_router(build_native_router(NativeApi(engine, access, limiter), public_url, admission))
 
     def request_id(request: Request) -> str:
         return str(request.scope.get("state", {}).get("request_id", ""))
@@ -170,6 +170,8 @@ def create_app(settings: Settings) -> FastAPI:
         response = error_json(error, request_id(request))
         if error.code == ErrorCode.Overloaded:
             response.headers["Retry-After"] = str(RETRY_AFTER)
+        elif error.code == ErrorCode.RateLimited:
+            response.headers["Retry-After"] = str(error.values["seconds"])
         return response
 
     @app.exception_handler(HTTPException)

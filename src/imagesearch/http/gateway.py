@@ -38,8 +38,6 @@ SEARCH_V2 = "aliexpress.ds.image.searchV2"
 SEARCH_V1 = "aliexpress.ds.image.search"
 METHODS = (SEARCH_V2, SEARCH_V1)
 CHINA = dt.timezone(dt.timedelta(hours=8))
-#: App keys are short numbers; a longer one cannot exist, so it is not looked up (nor cached).
-MAX_APP_KEY = 32
 #: The legacy method's options, once mapped to searchV2 names.
 LEGACY_FIELDS = frozenset({"ship_to", "currency", "lang", "page_size"})
 #: param0 options that may also come as top-level parameters (our paging extensions).
@@ -88,8 +86,7 @@ class Gateway:
         for name in ("method", "app_key", "timestamp", "sign"):
             if not params.get(name):
                 raise RequestError(ErrorCode.MissingParameter, name, sub_code=f"missing-{name}")
-        key = params["app_key"]
-        app = self.access.cached_app(key) if len(key) <= MAX_APP_KEY else None
+        app = self.access.cached_app(params["app_key"])
         if app is None or not app.active:
             raise RequestError(ErrorCode.InvalidAppKey)
         window = self.settings.timestamp_window_seconds

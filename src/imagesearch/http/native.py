@@ -13,13 +13,15 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from ..access.store import AccessStore
 from ..catalog.store import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..i18n import parse_language
@@ -31,6 +33,7 @@ from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, V1_FIELDS
 from ..search.presentation import Presented, Reader, present, present_page, thumbnail_url
 from .admission import Admission
 from .forms import parse_form, read_body
+from .ratelimit import RateLimiter, ban_seconds
 from .remote import fetch_image
 from .threads import json_from_thread
 
@@ -122,9 +125,23 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
 class NativeApi:
     """What each ``/v1`` route does, as plain blocking functions the handlers run in a thread."""
 
-    def __init__(self, engine: SearchEngine) -> None:
+    def __init__(self, engine: SearchEngine, access: AccessStore, limiter: RateLimiter) -> None:
         self.engine = engine
         self.settings = engine.settings
+        self.access = access
+        self.limiter = limiter
+
+    def check_app(self, headers: Mapping[str, str]) -> None:
+        """With ``v1_requires_app_key``: a known, active app with the right secret, within its rate limit."""
+        if not self.settings.v1_requires_app_key:
+            return
+        key, secret = headers.get("x-app-key", ""), headers.get("x-app-secret", "")
+        app = self.access.cached_app(key) if key else None
+        if app is None or not app.active or not hmac.compare_digest(secret.encode(), app.secret.encode()):
+            raise RequestError(ErrorCode.AppKeyRequired)
+        wait = self.limiter.acquire(app.app_key, app.rate_limit)
+        if wait > 0:
+            raise RequestError(ErrorCode.RateLimited, limit=f"{app.rate_limit:g}", seconds=ban_seconds(wait))
 
     def _image_and_fields(self, body: bytes, content_type: str) -> tuple[dict[str, Any], bytes | None]:
         """The options and the uploaded file of a JSON or form body."""
@@ -261,6 +278,7 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
         }},
     }}})
     async def search(request: Request) -> Response:
+        await run_in_threadpool(api.check_app, request.headers)
         with admission.slot():  # before reading the body: turning a request away must cost next to nothing
             body = await read_body(request, limit)
             content_type = request.headers.get("content-type", "")
@@ -272,6 +290,7 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
 
     @router.post("/products/{product_id}/match", summary="How well each image of a product matches a query photo (multipart file)")
     async def match_product(request: Request, product_id: str) -> Response:
+        await run_in_threadpool(api.check_app, request.headers)
         with admission.slot():
             body = await read_body(request, limit)
             return await json_from_thread(api.match, product_id, body, request.headers.get("content-type", ""))
