@@ -132,9 +132,7 @@ class NativeApi:
         self.limiter = limiter
 
     def check_app(self, headers: Mapping[str, str]) -> None:
-        """With ``v1_requires_app_key``: a known, active app with the right secret, within its rate limit."""
-        if not self.settings.v1_requires_app_key:
-            return
+        """A known, active app with the right secret, within its rate limit (``v1_requires_app_key``)."""
         key, secret = headers.get("x-app-key", ""), headers.get("x-app-secret", "")
         app = self.access.cached_app(key) if key else None
         if app is None or not app.active or not hmac.compare_digest(secret.encode(), app.secret.encode()):
@@ -278,7 +276,8 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
         }},
     }}})
     async def search(request: Request) -> Response:
-        await run_in_threadpool(api.check_app, request.headers)
+        if api.settings.v1_requires_app_key:  # an app lookup may read SQLite: off the event loop, and only when asked
+            await run_in_threadpool(api.check_app, request.headers)
         with admission.slot():  # before reading the body: turning a request away must cost next to nothing
             body = await read_body(request, limit)
             content_type = request.headers.get("content-type", "")
@@ -290,7 +289,8 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
 
     @router.post("/products/{product_id}/match", summary="How well each image of a product matches a query photo (multipart file)")
     async def match_product(request: Request, product_id: str) -> Response:
-        await run_in_threadpool(api.check_app, request.headers)
+        if api.settings.v1_requires_app_key:  # an app lookup may read SQLite: off the event loop, and only when asked
+            await run_in_threadpool(api.check_app, request.headers)
         with admission.slot():
             body = await read_body(request, limit)
             return await json_from_thread(api.match, product_id, body, request.headers.get("content-type", ""))
