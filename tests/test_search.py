@@ -295,3 +295,18 @@ def test_a_currency_that_loses_its_rate_still_answers(tmp_path: Path, make_setti
     assert set(ids(result)[len(priced_in_eur):]) == {pid for pid in products if pid not in priced_in_eur}
     engine.close()
     workspace.close()
+
+
+def test_a_full_disk_still_answers_the_first_page(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the cursor store cannot be written, the page is answered without a cursor, and says why."""
+    from sqlalchemy.exc import OperationalError
+
+    def full(*_: Any) -> str:
+        raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(engine.results, "save", full)
+    params = parse_params({"image_base64": base64.b64encode(jpeg_bytes(product_image(3))).decode(), "page_size": 2},
+                          engine.rates(), "USD", 10_000_000)
+    page = engine.search(params)
+    assert [item.product.product_id for item in page.items][0] == "p003" and page.next_start_row_key == ""
+    assert page.warnings and "disk is full" in page.warnings[0]

@@ -109,6 +109,7 @@ def page_json(page: SearchPage, items: list[Presented], public_url: str) -> dict
         "next_start_row_key": page.next_start_row_key or None,
         "products": [result(item) for item in items],
         "timings_ms": {key: round(value, 2) for key, value in page.timings.items()},
+        "warnings": page.warnings,
     }
 
 

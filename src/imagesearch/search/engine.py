@@ -10,6 +10,7 @@ of that and cuts the page from the stored list.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image
+from sqlalchemy.exc import OperationalError
 
 from ..catalog.meta import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY
 from ..catalog.store import ProductView
@@ -41,6 +43,7 @@ from .ranking import (
 )
 from .results import RankedItem, ResultSet, ResultStore
 
+log = logging.getLogger("imagesearch.errors")
 #: Neighbours fetched per query (images; several may belong to one product).
 INITIAL_K = 400
 #: Ship-to filters kept ready (one per country asked for recently).
@@ -92,6 +95,8 @@ class SearchPage:
     #: True when ``total_count`` is the service's cap, not every product that would match.
     capped: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    #: What the client should know about this answer (e.g. that no cursor could be stored).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def page_count(self) -> int:
@@ -315,10 +320,18 @@ class SearchEngine:
         )
         timings["sort_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        key = self.results.save(result) if len(ordered) > page_size else ""
+        key, warnings = "", []
+        if len(ordered) > page_size:
+            try:
+                key = self.results.save(result)
+            except OperationalError:  # a full or read-only disk: answer this page, without a cursor
+                log.exception("the result list could not be stored for paging")
+                warnings.append("the next pages could not be stored (the server's disk is full or read-only): "
+                                "no next_start_row_key; ask for another page_no with the same search")
         timings["save_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         page = self._page(result, key, params.page_no or 1, page_size, rates, timings)
+        page.warnings.extend(warnings)
         timings["page_ms"] = (time.perf_counter() - started) * 1000
         return page
 
