@@ -55,3 +55,15 @@ def test_metric_labels_never_take_raw_paths() -> None:
     assert call("/fine").headers["x-request-id"]
     metrics = generate_latest().decode()
     assert "x" * 100 not in metrics and 'api="other"' in metrics and 'api="/fine"' in metrics
+
+
+def test_disk_trouble_is_reported(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """/healthz turns "degraded" with the reason when the data directory's disk is nearly full."""
+    import shutil
+
+    from imagesearch.http import app as app_module
+
+    assert app_module.disk_trouble(tmp_path) == [] or "free" in app_module.disk_trouble(tmp_path)[0]
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(app_module.shutil, "disk_usage", lambda _: usage._replace(free=10 * 1024 * 1024))
+    assert app_module.disk_trouble(tmp_path) == ["the data directory's disk has 10 MiB free"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -60,6 +61,22 @@ SECURITY_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy", b"frame-ancestors 'none'"),
 )
+
+
+#: Below this much free space in the data directory, /healthz reports "degraded": imports, cursors
+#: and compactions may fail (searches go on, answering their first page without a cursor).
+LOW_DISK_BYTES = 256 * 1024 * 1024
+
+
+def disk_trouble(data_dir: Path) -> list[str]:
+    """Why writes to ``data_dir`` may fail now: little free space, or no permission to write."""
+    reasons = []
+    free = shutil.disk_usage(data_dir).free
+    if free < LOW_DISK_BYTES:
+        reasons.append(f"the data directory's disk has {free // (1024 * 1024)} MiB free")
+    if not os.access(data_dir, os.W_OK):
+        reasons.append("the data directory is not writable")
+    return reasons
 
 
 def error_json(error: RequestError, request_id: str) -> JSONResponse:
@@ -190,8 +207,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
+        """Up, with the index in force; "degraded" with the reasons when writes are at risk (searches still answer)."""
         snapshot = await run_in_threadpool(engine.snapshot)
-        return {"status": "ok", "generation": snapshot.generation, "vectors": len(snapshot.index), "pid": os.getpid()}
+        reasons = disk_trouble(workspace.data_dir)
+        return {"status": "degraded" if reasons else "ok", "reasons": reasons, "generation": snapshot.generation,
+                "vectors": len(snapshot.index), "pid": os.getpid()}
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
