@@ -67,3 +67,15 @@ def test_disk_trouble_is_reported(tmp_path, monkeypatch) -> None:  # type: ignor
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(app_module.shutil, "disk_usage", lambda _: usage._replace(free=10 * 1024 * 1024))
     assert app_module.disk_trouble(tmp_path) == ["the data directory's disk has 10 MiB free"]
+
+
+def test_hosts_outside_the_allow_list_are_refused() -> None:
+    app = Starlette(routes=[Route("/fine", fine)], middleware=[Middleware(AccessLog, allowed_hosts=frozenset({"shop.example"}))])
+
+    async def get(host: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.get("/fine", headers={"Host": host})
+
+    assert asyncio.run(get("shop.example:8000")).text == "ok"
+    refused = asyncio.run(get("evil.example"))
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "InvalidHost"

@@ -92,6 +92,9 @@ class Settings:
     v1_requires_app_key: bool = False
     #: Let /v1/search fetch image_url from private, loopback and link-local addresses.
     allow_private_image_urls: bool = False
+    #: Host names the service answers for (comma-separated, e.g. "shop.example,127.0.0.1"); empty: any.
+    #: Behind a proxy, set it to the public name: other Host headers are refused (DNS rebinding, forged links).
+    allowed_hosts: str = ""
     #: Base URL of image_url for catalog images that are local files (our thumbnails). Empty: the
     #: address each request reached (host and port served); set it behind a proxy or CDN.
     public_url: str = ""

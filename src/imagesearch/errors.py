@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     AppKeyRequired = "AppKeyRequired"
     RateLimited = "RateLimited"
     Overloaded = "Overloaded"
+    InvalidHost = "InvalidHost"
     InternalError = "InternalError"
     # The gateway (/sync) envelope.
     MissingParameter = "MissingParameter"
@@ -150,6 +151,8 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     C.Overloaded: ErrorSpec(
         503, "the server is busy: all its {limit} search slots are taken; retry in a second",
         "every search slot of the server is taken (`max_pending_searches`): retry after `Retry-After`", ("v1",)),
+    C.InvalidHost: ErrorSpec(
+        400, "this service does not answer for the host {value!r}", "a `Host` header not in `allowed_hosts` (when set), on every route", ("v1",)),
     C.InternalError: ErrorSpec(500, "the server failed to answer (request {request_id}); it has been logged", "a bug: logged with the request id", ("v1", "gateway")),
     C.MissingParameter: ErrorSpec(
         200, "The request is missing the required parameter {param}", "`method`, `app_key`, `timestamp` or `sign` is missing", ("gateway",)),

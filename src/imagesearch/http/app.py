@@ -92,8 +92,9 @@ class AccessLog:
     per request, which matters on the search path.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, allowed_hosts: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,13 +115,27 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            host = self._host(scope)
+            if self.allowed_hosts and host not in self.allowed_hosts:
+                state["outcome"] = ErrorCode.InvalidHost.value
+                await error_json(RequestError(ErrorCode.InvalidHost, "Host", value=host[:100]), request_id)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         except Exception:
             access_log.exception("request %s failed", request_id)
             state["outcome"] = ErrorCode.InternalError.value
             if not response_started:
                 await error_json(RequestError(ErrorCode.InternalError, request_id=request_id), request_id)(scope, receive, send_with_id)
         self._record(scope, state, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _host(scope: Scope) -> str:
+        """The Host header's name, without its port, lower-case ("" when absent)."""
+        for name, value in scope.get("headers", []):
+            if name == b"host":
+                text = value.decode("latin-1").strip().lower()
+                return text.rsplit(":", 1)[0] if not text.endswith("]") else text
+        return ""
 
     @staticmethod
     def _record(scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
@@ -246,7 +261,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise RequestError(ErrorCode.NotFound, reason=f"no image {image_id[:32]}")
         return Response(next(iter(data.values())), media_type="image/jpeg", headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
-    app.add_middleware(AccessLog)
+    allowed = frozenset(host.strip().lower() for host in settings.allowed_hosts.split(",") if host.strip())
+    app.add_middleware(AccessLog, allowed_hosts=allowed)
     return app
 
 
