@@ -87,6 +87,21 @@ PRELUDE = textwrap.dedent(
                 die()
             return result
         setattr(owner, name, patched)
+
+    def kill_while_publishing(point):
+        # The index store's own steps, the same for a write and a compaction; False for any other point.
+        from imagesearch.index import store as index_store
+        if point in ("staging_written", "base_written"):
+            wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path))
+        elif point == "after_rename":
+            wrap(index_store.os, "rename")
+        elif point == "state_written":
+            wrap(index_store.IndexStore, "_write_file", when=lambda self, name, write: name.startswith("state-"))
+        elif point == "after_commit":
+            wrap(index_store.IndexStore, "sweep", before=True)
+        else:
+            return False
+        return True
     """
 )
 
@@ -103,16 +118,10 @@ KILLER = PRELUDE + textwrap.dedent(
 
     if point == "before_publish":
         wrap(index_store.IndexStore, "publish_delta", before=True)
-    elif point == "staging_written":
-        wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path))
-    elif point == "after_rename":
-        wrap(index_store.os, "rename")
-    elif point == "state_written":
-        wrap(index_store.IndexStore, "_write_file", when=lambda self, name, write: name.startswith("state-"))
     elif point == "before_commit":
         wrap(catalog_store.CatalogWriter, "set_meta", when=lambda self, key, value: key == "last_write_at")
-    elif point == "after_commit":
-        wrap(index_store.IndexStore, "sweep", before=True)
+    else:
+        assert kill_while_publishing(point), point
     import_file(Workspace(load_settings()), catalog_file, replace=True)
     """
 )
@@ -156,16 +165,10 @@ COMPACTION_KILLER = PRELUDE + textwrap.dedent(
 
     if point == "while_building":
         wrap(compaction.FaissIndex, "add")
-    elif point == "base_written":
-        wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path))
-    elif point == "after_rename":
-        wrap(index_store.os, "rename")
-    elif point == "state_written":
-        wrap(index_store.IndexStore, "_write_file", when=lambda self, name, write: name.startswith("state-"))
     elif point == "before_commit":
         wrap(catalog_store.CatalogWriter, "set_meta", when=lambda self, key, value: key == GENERATION_KEY)
-    elif point == "after_commit":
-        wrap(index_store.IndexStore, "sweep", before=True)
+    else:
+        assert kill_while_publishing(point), point
     compaction.compact(Workspace(load_settings()))
     """
 )

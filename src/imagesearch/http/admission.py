@@ -24,13 +24,11 @@ class Admission:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.active = 0
-        self.refused = 0
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         """Hold one of the slots for a search, or raise ``Overloaded`` when none is free."""
         if self.active >= self.limit:
-            self.refused += 1
             raise RequestError(ErrorCode.Overloaded, limit=self.limit)
         self.active += 1
         try:

@@ -49,7 +49,6 @@ class IdFilter:
 
     def __init__(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
-        self.count = len(ids)
         self.mask = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=bool)
         self.mask[ids] = True
         self._packed = np.packbits(self.mask, bitorder="little")

@@ -18,6 +18,11 @@ import numpy as np
 from .faiss_index import FaissIndex, IdFilter
 
 
+def describe(base_kind: str, deltas: int) -> str:
+    """A segmented structure as people read it: "hnsw32", "flat + 2 deltas"."""
+    return base_kind if not deltas else f"{base_kind} + {deltas} delta{'s' if deltas > 1 else ''}"
+
+
 class SegmentedIndex:
     """The segments of one index state, minus its tombstones: what searches see."""
 
@@ -28,11 +33,7 @@ class SegmentedIndex:
 
     @property
     def kind(self) -> str:
-        if not self.segments:
-            return "flat"
-        base = self.segments[0][1].kind
-        deltas = len(self.segments) - 1
-        return base if not deltas else f"{base} + {deltas} delta{'s' if deltas > 1 else ''}"
+        return describe(self.segments[0][1].kind, len(self.segments) - 1) if self.segments else "flat"
 
     def __len__(self) -> int:
         return sum(len(index) for _, index in self.segments) - len(self.tombstones)

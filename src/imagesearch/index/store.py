@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import CatalogError
 from .faiss_index import STATE_FILE, FaissIndex, FaissSettings
-from .segments import SegmentedIndex
+from .segments import SegmentedIndex, describe
 
 LEGACY_MANIFEST = "manifest.json"
 SEGMENT = re.compile(r"seg-(\d{8})")
@@ -257,9 +257,7 @@ class IndexStore:
         if state is None or not state.segments:
             return None
         base = json.loads((self.root / state.segments[0] / STATE_FILE).read_text())["structure"]
-        base = f"hnsw{self.settings.hnsw_m}" if base == "hnsw" else base
-        deltas = len(state.segments) - 1
-        return base if not deltas else f"{base} + {deltas} delta{'s' if deltas > 1 else ''}"
+        return describe(f"hnsw{self.settings.hnsw_m}" if base == "hnsw" else base, len(state.segments) - 1)
 
     def size_bytes(self, state: IndexState | None) -> int:
         """Bytes on disk of the files ``state`` uses."""
