@@ -133,12 +133,15 @@ def main() -> None:
     parser.add_argument("--flip", default=None, choices=["true", "false"])
     parser.add_argument("--trim", default=None, choices=["true", "false"])
     parser.add_argument("--precision", default=None, choices=["fp32", "int8"])
+    parser.add_argument("--index-dim", type=int, default=None, help="dimensions the index keeps (0: the embedder's)")
+    parser.add_argument("--index-kind", default=None, choices=["auto", "flat", "ivf", "hnsw"])
     parser.add_argument("--no-phash", dest="phash", action="store_false")
     parser.add_argument("--reuse", action="store_true", help="reuse an earlier import of the same configuration")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     overrides = {key: value for key, value in {
         "model": args.model, "resize": args.resize, "precision": args.precision,
+        "index_dim": args.index_dim, "index_kind": args.index_kind,
         "flip": None if args.flip is None else args.flip == "true", "trim": None if args.trim is None else args.trim == "true",
     }.items() if value is not None}
     label = "-".join(f"{key}={value}" for key, value in sorted(overrides.items())).replace(",", "+") or "defaults"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from conftest import write_catalog
 
-from imagesearch.index.faiss_index import FaissIndex
+from imagesearch.index import faiss_index
 from imagesearch.ingest.compact import compact
 from imagesearch.ingest.importer import delete_products, import_file
 from imagesearch.workspace import Workspace
@@ -35,17 +35,15 @@ def product_ids(workspace: Workspace) -> set[str]:
 def assert_consistent(workspace: Workspace) -> None:
     """The current index generation exists and holds exactly the catalog's image ids."""
     generation = workspace.generation()
-    index = workspace.load_index(generation)
+    index = workspace.open_index(generation)
     with workspace.catalog.writer() as writer:
-        catalog_ids = set()
-        for ids, _ in writer.iter_vectors():
-            catalog_ids.update(ids.tolist())
-    live = set()
+        catalog_ids = set(writer.image_ids().tolist())
+    found = set()
     if len(index):
-        _, found = index.search(np.eye(index.dim, dtype=np.float32)[:1], len(index))
-        live = set(found[0][found[0] >= 0].tolist())
+        _, ids = index.search(np.eye(index.dim, dtype=np.float32)[:1], len(index))
+        found = set(ids[0][ids[0] >= 0].tolist())
     assert len(index) == len(catalog_ids)
-    assert live == catalog_ids
+    assert set(index.live_ids().tolist()) == found == catalog_ids
 
 
 @pytest.fixture
@@ -90,15 +88,17 @@ PRELUDE = textwrap.dedent(
 
     def kill_while_publishing(point):
         # The index store's own steps, the same for a write and a compaction; False for any other point.
-        from imagesearch.index import store as index_store
+        from imagesearch.index import faiss_store as index_store
         if point in ("staging_written", "base_written"):
             wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path))
         elif point == "after_rename":
             wrap(index_store.os, "rename")
+        elif point == "projection_written":
+            wrap(index_store.FaissStore, "_write_file", when=lambda self, name, write: name.startswith("proj-"))
         elif point == "state_written":
-            wrap(index_store.IndexStore, "_write_file", when=lambda self, name, write: name.startswith("state-"))
+            wrap(index_store.FaissStore, "_write_file", when=lambda self, name, write: name.startswith("state-"))
         elif point == "after_commit":
-            wrap(index_store.IndexStore, "sweep", before=True)
+            wrap(index_store.FaissStore, "sweep", before=True)
         else:
             return False
         return True
@@ -108,8 +108,8 @@ PRELUDE = textwrap.dedent(
 KILLER = PRELUDE + textwrap.dedent(
     """
     from pathlib import Path
-    from imagesearch.catalog import store as catalog_store
-    from imagesearch.index import store as index_store
+    from imagesearch.catalog import sqlite as catalog_store
+    from imagesearch.index import faiss_store as index_store
     from imagesearch.config import load_settings
     from imagesearch.ingest.importer import import_file
     from imagesearch.workspace import Workspace
@@ -117,9 +117,9 @@ KILLER = PRELUDE + textwrap.dedent(
     point, catalog_file = sys.argv[1], Path(sys.argv[2])
 
     if point == "before_publish":
-        wrap(index_store.IndexStore, "publish_delta", before=True)
+        wrap(index_store.FaissStore, "publish_delta", before=True)
     elif point == "before_commit":
-        wrap(catalog_store.CatalogWriter, "set_meta", when=lambda self, key, value: key == "last_write_at")
+        wrap(catalog_store.SqliteCatalogWriter, "set_meta", when=lambda self, key, value: key == "last_write_at")
     else:
         assert kill_while_publishing(point), point
     import_file(Workspace(load_settings()), catalog_file, replace=True)
@@ -130,8 +130,8 @@ KILLER = PRELUDE + textwrap.dedent(
 def assert_swept(workspace: Workspace) -> None:
     """index/ holds exactly what the state in force uses."""
     state = workspace.index_state()
-    used = {*state.segments, f"state-{state.generation:08d}.json"} | ({state.tombstones} if state.tombstones else set())
-    assert {path.name for path in workspace.index_store.root.iterdir()} == used
+    used = {*state.segments, *state.projections, f"state-{state.generation:08d}.json"} | ({state.tombstones} if state.tombstones else set())
+    assert {path.name for path in (workspace.data_dir / "index").iterdir()} == used
 
 
 @pytest.mark.parametrize(
@@ -154,8 +154,8 @@ def test_sigkill_at_each_commit_step(two_states: Any, point: str, committed: boo
 
 COMPACTION_KILLER = PRELUDE + textwrap.dedent(
     """
-    from imagesearch.catalog import store as catalog_store
-    from imagesearch.index import store as index_store
+    from imagesearch.catalog import sqlite as catalog_store
+    from imagesearch.index import faiss_index, faiss_store
     from imagesearch.config import load_settings
     from imagesearch.ingest import compact as compaction
     from imagesearch.catalog.meta import GENERATION_KEY
@@ -163,10 +163,11 @@ COMPACTION_KILLER = PRELUDE + textwrap.dedent(
 
     point = sys.argv[1]
 
+    faiss_store.MIN_LEARN = 4  # so that this small catalog learns a reduction (written at publication)
     if point == "while_building":
-        wrap(compaction.FaissIndex, "add")
+        wrap(faiss_index.SegmentBuilder, "add")
     elif point == "before_commit":
-        wrap(catalog_store.CatalogWriter, "set_meta", when=lambda self, key, value: key == GENERATION_KEY)
+        wrap(catalog_store.SqliteCatalogWriter, "set_meta", when=lambda self, key, value: key == GENERATION_KEY)
     else:
         assert kill_while_publishing(point), point
     compaction.compact(Workspace(load_settings()))
@@ -186,19 +187,21 @@ def with_deltas(two_states: Any) -> tuple[Workspace, set[str]]:
 
 @pytest.mark.parametrize(
     ("point", "committed"),
-    [("while_building", False), ("base_written", False), ("after_rename", False), ("state_written", False),
-     ("before_commit", False), ("after_commit", True)],
+    [("while_building", False), ("projection_written", False), ("base_written", False), ("after_rename", False),
+     ("state_written", False), ("before_commit", False), ("after_commit", True)],
 )
 def test_sigkill_at_each_compaction_step(with_deltas: Any, point: str, committed: bool) -> None:
     workspace, state_b = with_deltas
     before = workspace.generation()
-    process = subprocess.run([sys.executable, "-c", COMPACTION_KILLER, point], env=_environment(workspace), capture_output=True)
+    environment = {**_environment(workspace), "IMAGESEARCH_INDEX_DIM": "16"}
+    process = subprocess.run([sys.executable, "-c", COMPACTION_KILLER, point], env=environment, capture_output=True)
     assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
     after = Workspace(workspace.settings)
     assert product_ids(after) == state_b
     assert after.generation() == (before + 1 if committed else before)
     assert len(after.index_state().segments) == (1 if committed else 2)
     assert_consistent(after)
+    assert bool(after.index_state().projections) == committed  # the reduction is in force only once committed
     compact(after)  # and the next compaction goes through
     assert len(after.index_state().segments) == 1 and after.index_state().tombstone_count == 0
     assert_consistent(after)
@@ -208,8 +211,6 @@ def test_sigkill_at_each_compaction_step(with_deltas: Any, point: str, committed
 
 def test_writes_made_during_a_compaction_are_kept(with_deltas: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """An import and a delete that land while the new base is being built are in the compacted index."""
-    from imagesearch.ingest import compact as compaction
-
     workspace, state_b = with_deltas
     extra = write_catalog(tmp_path / "extra", 3, seed_offset=900)
     rows = [json.loads(line) for line in extra.read_text().splitlines()]
@@ -218,14 +219,18 @@ def test_writes_made_during_a_compaction_are_kept(with_deltas: Any, monkeypatch:
     extra.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     victim = sorted(state_b)[0]
 
-    class WriteWhileBuilding(FaissIndex):
-        def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-            super().add(ids, vectors)
+    real_add = faiss_index.SegmentBuilder.add
+    writes: list[str] = []
+
+    def add_then_write(self: faiss_index.SegmentBuilder, ids: np.ndarray, vectors: np.ndarray) -> None:
+        real_add(self, ids, vectors)
+        if not writes:  # the compaction's base, not the import's own segment
+            writes.append("done")
             import_file(workspace, extra)  # takes the write lock the compaction does not hold yet
             delete_products(workspace, [victim])
 
-    monkeypatch.setattr(compaction, "FaissIndex", WriteWhileBuilding)
-    report = compaction.compact(workspace)
+    monkeypatch.setattr(faiss_index.SegmentBuilder, "add", add_then_write)
+    report = compact(workspace)
     assert report.compacted
     state = workspace.index_state()
     assert len(state.segments) == 2 and state.tombstone_count >= 1  # the base, the import's segment; the delete's tombstones

@@ -220,7 +220,7 @@ def test_a_currency_without_a_rate_is_refused_with_the_way_out(tmp_path: Path, w
 
 def index_files(workspace: Workspace) -> dict[str, int]:
     """Every file under index/ with its size."""
-    root = workspace.index_store.root
+    root = workspace.data_dir / "index"
     return {str(path.relative_to(root)): path.stat().st_size for path in root.rglob("*") if path.is_file()}
 
 
@@ -288,3 +288,26 @@ def test_a_new_data_directory_is_private(tmp_path: Path, make_settings: Callable
     assert stat.S_IMODE(workspace.data_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(workspace.catalog.path.stat().st_mode) == 0o600
     workspace.close()
+
+
+def test_embeddings_are_kept_in_float16_and_rows_of_the_earlier_float32_format_still_read(tmp_path: Path, workspace: Workspace) -> None:
+    """The catalog stores half-precision embeddings; a catalog written before (float32, no format column) migrates."""
+    import sqlite3
+
+    import numpy as np
+
+    import_file(workspace, write_catalog(tmp_path, 2))
+    path = workspace.data_dir / "catalog.sqlite"
+    workspace.close()
+    with sqlite3.connect(path) as connection:
+        embedding, stored_as = connection.execute("SELECT embedding, embedding_format FROM image_blobs LIMIT 1").fetchone()
+        dim = len(embedding) // 2
+        assert stored_as == "float16"
+        old = np.random.default_rng(0).normal(size=dim).astype(np.float32)
+        # The earlier schema: no embedding_format column, float32 bytes.
+        connection.execute("ALTER TABLE image_blobs DROP COLUMN embedding_format")
+        connection.execute("UPDATE image_blobs SET embedding = ?", (old.tobytes(),))
+    reopened = Workspace(workspace.settings)
+    ids, vectors = reopened.catalog.vectors([1])
+    assert ids.tolist() == [1] and vectors.dtype == np.float32 and np.array_equal(vectors[0], old)
+    reopened.close()

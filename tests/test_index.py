@@ -1,7 +1,8 @@
-"""The FAISS index: exact and HNSW, add/remove, tombstones, persistence, generations."""
+"""The FAISS vector store: segments (flat, ivf, hnsw), tombstones, the learned reduction, filters, persistence."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagesearch.errors import CatalogError
-from imagesearch.index.faiss_index import FaissIndex, FaissSettings
-from imagesearch.index.store import IndexStore
+from imagesearch.index.base import IdSet, VectorReader
+from imagesearch.index.faiss_index import FaissSettings, SegmentBuilder
+from imagesearch.index.faiss_store import FaissStore
+from imagesearch.index.projection import Projection
+
+EMBEDDER = ("m", "v", 32)
 
 
 def unit_vectors(count: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -19,154 +24,192 @@ def unit_vectors(count: int, dim: int = 32, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_each_vector_finds_itself(kind: str) -> None:
-    vectors = unit_vectors(500)
-    index = FaissIndex(32, FaissSettings(kind=kind))
-    index.add(np.arange(1000, 1500), vectors)
-    scores, ids = index.search(vectors[:50], 1)
-    assert (ids[:, 0] == np.arange(1000, 1050)).all()
-    assert np.allclose(scores[:, 0], 1.0, atol=1e-5)
+def clustered(count: int, dim: int = 32, clusters: int = 50, seed: int = 0) -> np.ndarray:
+    """Vectors around a few centres, like embeddings of product photos (isotropic noise is no test of an ANN index)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    vectors = centres[rng.integers(0, clusters, count)] + 0.35 * rng.normal(size=(count, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
-def test_removed_ids_are_never_returned(kind: str, tmp_path: Path) -> None:
-    vectors = unit_vectors(300)
-    index = FaissIndex(32, FaissSettings(kind=kind, rebuild_tombstone_ratio=0.9))
-    index.add(np.arange(300), vectors)
-    index.remove(np.arange(0, 300, 2))
-    assert len(index) == 150
-    _, ids = index.search(vectors, 10)
-    assert not set(ids.ravel().tolist()) & set(range(0, 300, 2))
-    index.save(tmp_path)
-    _, ids = FaissIndex.load(tmp_path, FaissSettings(kind=kind)).search(vectors, 10)
-    assert not set(ids.ravel().tolist()) & set(range(0, 300, 2))
+def reader(vectors: np.ndarray) -> VectorReader:
+    """The catalog's role: the full vectors of the ids asked for (here, row i holds id i)."""
+    return lambda ids: (np.asarray(ids, dtype=np.int64), vectors[np.asarray(ids, dtype=np.int64)])
 
 
-def test_auto_switches_structure_both_ways() -> None:
-    vectors = unit_vectors(120)
-    index = FaissIndex(32, FaissSettings(kind="auto", hnsw_threshold=100))
-    index.add(np.arange(80), vectors[:80])
-    assert index.kind == "flat"
-    index.add(np.arange(80, 120), vectors[80:])
-    assert index.kind.startswith("hnsw") and len(index) == 120
-    index.remove(np.arange(0, 60))
-    assert index.kind == "flat" and len(index) == 60
-    _, ids = index.search(vectors[100:101], 1)
-    assert ids[0, 0] == 100
+def exact(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """The true top-k ids among ``ids`` by inner product."""
+    scores = queries @ vectors[ids].T
+    return ids[np.argsort(-scores, axis=1, kind="stable")[:, :k]]
+
+
+def base_of(store: FaissStore, generation: int, ids: np.ndarray, vectors: np.ndarray, embedder: tuple = EMBEDDER):
+    return store.publish_base(generation, embedder, store.build_base(embedder, ids, reader(vectors)))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_each_vector_finds_itself(kind: str, tmp_path: Path) -> None:
+    vectors = clustered(6000)
+    store = FaissStore(tmp_path, FaissSettings(kind=kind, dim=0))  # type: ignore[arg-type]
+    base_of(store, 1, np.arange(6000), vectors)
+    index = store.open(1, EMBEDDER)
+    assert index.kind.startswith({"flat": "flat", "ivf": "ivf", "hnsw": "hnsw"}[kind])
+    scores, ids = index.search(vectors[:200], 1)
+    assert (ids[:, 0] == np.arange(200)).mean() >= 0.99
+    assert np.allclose(scores[ids[:, 0] == np.arange(200), 0], 1.0, atol=0.02)
+
+
+def test_auto_is_flat_when_small_and_ivf_when_large() -> None:
+    auto = FaissSettings(kind="auto", ann_threshold=5000)
+    assert auto.structure_for(4999) == "flat" and auto.structure_for(5000) == "ivf"
+    assert FaissSettings(kind="ivf").structure_for(10) == "flat"  # too few vectors to learn cells from
+    assert FaissSettings(kind="hnsw").structure_for(10) == "hnsw"
 
 
 def test_wrong_shape_is_refused() -> None:
     with pytest.raises(ValueError):
-        FaissIndex(32).add(np.arange(3), unit_vectors(3, dim=16))
+        SegmentBuilder(32, "flat", 3, FaissSettings()).add(np.arange(3), unit_vectors(3, dim=16))
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(min_value=1, max_value=60), st.integers(min_value=0, max_value=10_000))
 def test_search_returns_best_first(count: int, seed: int) -> None:
     vectors = unit_vectors(count, seed=seed)
-    index = FaissIndex(32, FaissSettings(kind="flat"))
-    index.add(np.arange(count), vectors)
-    scores, ids = index.search(vectors[:1], 10)
+    builder = SegmentBuilder(32, "flat", count, FaissSettings())
+    builder.add(np.arange(count), vectors)
+    scores, ids = builder.finish().search(vectors[:1], 10, None, np.zeros(0, np.int64))
     assert ids[0, 0] == 0
     assert (np.diff(scores[0][ids[0] >= 0]) <= 1e-6).all()
 
 
 def test_store_refuses_a_foreign_embedder(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path)
-    index = FaissIndex(32)
-    index.add(np.arange(5), unit_vectors(5))
-    store.publish_base(index, 1, ("model-a", "v1", 32))
-    assert len(store.load(1, "model-a", "v1", 32)) == 5
+    store = FaissStore(tmp_path)
+    base_of(store, 1, np.arange(5), unit_vectors(5))
+    assert len(store.open(1, EMBEDDER)) == 5
     with pytest.raises(CatalogError, match="reindex --re-embed"):
-        store.load(1, "model-b", "v1", 32)
+        store.open(1, ("model-b", "v", 32))
 
 
 def test_store_sweeps_what_the_kept_state_does_not_use(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path)
-    vectors = unit_vectors(12)
-    state = store.publish_base(FaissIndex(32), 1, ("m", "v", 32))
+    store = FaissStore(tmp_path)
+    vectors = unit_vectors(20)
+    state = base_of(store, 1, np.arange(4), vectors)
     for generation in (2, 3):
-        state = store.publish_delta(state, generation, ("m", "v", 32), np.arange(generation * 4, generation * 4 + 4), vectors[:4], np.array([]))
-    store.publish_base(FaissIndex(32), 4, ("m", "v", 32))  # an orphan: published, never recorded
+        state = store.publish_delta(state, generation, EMBEDDER, np.arange(generation * 4, generation * 4 + 4), reader(vectors), np.array([]))
+    base_of(store, 4, np.arange(3), vectors)  # an orphan: published, never recorded
     (tmp_path / ".staging-leftover").mkdir()
     store.sweep(keep=3)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["seg-00000001", "seg-00000002", "seg-00000003", "state-00000003.json"]
 
 
 def test_segments_and_tombstones_search_exactly_like_one_index(tmp_path: Path) -> None:
-    """Base + deltas - tombstones answer what one flat index of the live vectors answers."""
-    store = IndexStore(tmp_path)
+    """Base + deltas - tombstones answer what one exact index of the live vectors answers."""
+    store = FaissStore(tmp_path, FaissSettings(dim=0))
     vectors = unit_vectors(300, seed=3)
-    base = FaissIndex(32)
-    base.add(np.arange(200), vectors[:200])
-    state = store.publish_base(base, 1, ("m", "v", 32))
-    state = store.publish_delta(state, 2, ("m", "v", 32), np.arange(200, 250), vectors[200:250], np.array([3, 7, 210]))
-    state = store.publish_delta(state, 3, ("m", "v", 32), np.arange(250, 300), vectors[250:300], np.array([11, 260]))
-    segmented = store.load(3, "m", "v", 32)
+    state = base_of(store, 1, np.arange(200), vectors)
+    state = store.publish_delta(state, 2, EMBEDDER, np.arange(200, 250), reader(vectors), np.array([3, 7, 210]))
+    state = store.publish_delta(state, 3, EMBEDDER, np.arange(250, 300), reader(vectors), np.array([11, 260]))
+    segmented = store.open(3, EMBEDDER)
     live = np.setdiff1d(np.arange(300), [3, 7, 11, 210, 260])
-    reference = FaissIndex(32, FaissSettings(kind="flat"))
-    reference.add(live, vectors[live])
-    assert len(segmented) == len(reference) == 295 and state.count == 295 and segmented.kind == "flat + 2 deltas"
-    for query in unit_vectors(20, seed=9):
-        got_scores, got = segmented.search(query, 25)
-        want_scores, want = reference.search(query, 25)
-        assert got.tolist() == want.tolist() and np.allclose(got_scores, want_scores, atol=1e-6)
-    ids, _ = segmented.live_vectors()
-    assert sorted(ids.tolist()) == live.tolist()
+    assert len(segmented) == 295 and state.count == 295 and segmented.kind == "flat + 2 deltas"
+    queries = unit_vectors(20, seed=9)
+    got_scores, got = segmented.search(queries, 25)
+    stored = vectors.astype(np.float16).astype(np.float32)  # flat segments keep float16
+    assert got.tolist() == exact(stored, live, queries, 25).tolist()
+    assert np.allclose(got_scores, np.sort(queries @ stored[live].T, axis=1)[:, ::-1][:, :25], atol=1e-5)
+    assert sorted(segmented.live_ids().tolist()) == live.tolist()
 
 
 def test_a_new_state_reuses_the_segments_already_open(tmp_path: Path) -> None:
-    store = IndexStore(tmp_path)
-    base = FaissIndex(32)
-    base.add(np.arange(10), unit_vectors(10))
-    state = store.publish_base(base, 1, ("m", "v", 32))
-    first = store.load(1, "m", "v", 32, mmap=True)
-    store.publish_delta(state, 2, ("m", "v", 32), np.array([10]), unit_vectors(1, seed=5), np.array([]))
-    second = store.load(2, "m", "v", 32, mmap=True, cache=dict(first.segments))
+    store = FaissStore(tmp_path)
+    vectors = unit_vectors(11)
+    state = base_of(store, 1, np.arange(10), vectors)
+    first = store.open(1, EMBEDDER, mmap=True)
+    store.publish_delta(state, 2, EMBEDDER, np.array([10]), reader(vectors), np.array([]))
+    second = store.open(2, EMBEDDER, reuse=first, mmap=True)
     assert second.segments[0][1] is first.segments[0][1] and len(second) == 11
 
 
 def test_the_earlier_layout_is_read_as_one_segment(tmp_path: Path) -> None:
     """A gen-<n>/ folder with a manifest (the layout before segments) still opens, and the next write moves on."""
-    import json
+    import faiss
 
     legacy = tmp_path / "gen-00000004"
-    index = FaissIndex(32)
-    index.add(np.arange(6), unit_vectors(6))
-    index.save(legacy)
+    legacy.mkdir()
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    old.add_with_ids(unit_vectors(6), np.arange(6))
+    faiss.write_index(old, str(legacy / "vectors.faiss"))
+    (legacy / "index.json").write_text(json.dumps({"structure": "flat", "dim": 32, "tombstones": [5]}))
     (legacy / "manifest.json").write_text(json.dumps(
         {"generation": 4, "embedder_name": "m", "embedder_version": "v", "dim": 32, "count": 6, "created_at": 0.0}
     ))
-    store = IndexStore(tmp_path)
-    assert len(store.load(4, "m", "v", 32)) == 6
-    store.publish_delta(store.state(4), 5, ("m", "v", 32), np.array([6]), unit_vectors(1, seed=2), np.array([0]))
+    store = FaissStore(tmp_path)
+    index = store.open(4, EMBEDDER)
+    assert len(index) == 5 and 5 not in index.search(unit_vectors(6)[5], 6)[1][0].tolist()
+    store.publish_delta(store.state(4), 5, EMBEDDER, np.array([6]), reader(unit_vectors(7, seed=2)), np.array([0]))
     store.sweep(keep=5)
-    assert len(store.load(5, "m", "v", 32)) == 6 and (tmp_path / "gen-00000004").exists()
+    assert len(store.open(5, EMBEDDER)) == 5 and (tmp_path / "gen-00000004").exists()
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
 @pytest.mark.parametrize("share", [0.5, 0.01])
-def test_a_filter_inside_the_search_returns_the_exact_best_kept(tmp_path: Path, kind: str, share: float) -> None:
-    """Filtered search (bitmap selector, or an exact scan when few are kept) equals a flat index of the kept ids."""
-    from imagesearch.index.faiss_index import IdFilter
-
-    store = IndexStore(tmp_path, FaissSettings(kind=kind))  # type: ignore[arg-type]
-    vectors = unit_vectors(3000, seed=4)
-    base = FaissIndex(32, FaissSettings(kind=kind))  # type: ignore[arg-type]
-    base.add(np.arange(2500), vectors[:2500])
-    state = store.publish_base(base, 1, ("m", "v", 32))
-    store.publish_delta(state, 2, ("m", "v", 32), np.arange(2500, 3000), vectors[2500:], np.array([1, 2, 2600]))
-    segmented = store.load(2, "m", "v", 32)
+def test_a_filter_inside_the_search_returns_the_best_kept(tmp_path: Path, kind: str, share: float) -> None:
+    """Filtered search (bitmap selector, or an exact scan when few are kept) matches exact search over the kept ids."""
+    count = 8000
+    store = FaissStore(tmp_path, FaissSettings(kind=kind, dim=0))  # type: ignore[arg-type]
+    vectors = clustered(count, seed=4)
+    state = base_of(store, 1, np.arange(7000), vectors)
+    store.publish_delta(state, 2, EMBEDDER, np.arange(7000, count), reader(vectors), np.array([1, 2, 7600]))
+    segmented = store.open(2, EMBEDDER)
     rng = np.random.default_rng(1)
-    kept = np.setdiff1d(rng.choice(3000, int(3000 * share), replace=False), [1, 2, 2600])
-    only = IdFilter(np.concatenate([kept, [2]]))  # a stale filter may name a tombstone: still never returned
-    reference = FaissIndex(32, FaissSettings(kind="flat"))
-    reference.add(kept, vectors[kept])
-    hits = 0
-    for query in unit_vectors(10, seed=11):
-        _, got = segmented.search(query, 10, only=only)
-        _, want = reference.search(query, 10)
-        assert set(got[0][got[0] >= 0].tolist()) <= set(kept.tolist())
-        hits += len(set(got[0].tolist()) & set(want[0].tolist()))
-    assert hits / (10 * min(10, len(kept))) >= (1.0 if kind == "flat" or share < 0.05 else 0.95)
+    kept = np.setdiff1d(rng.choice(count, int(count * share), replace=False), [1, 2, 7600])
+    only = IdSet(np.concatenate([kept, [2]]))  # a stale filter may name a tombstone: still never returned
+    queries = clustered(20, seed=11)
+    _, got = segmented.search(queries, 10, only=only)
+    assert set(got[got >= 0].tolist()) <= set(kept.tolist())
+    want = exact(vectors, kept, queries, 10)
+    recall = np.mean([len(set(g.tolist()) & set(w.tolist())) / 10 for g, w in zip(got, want, strict=True)])
+    # flat: exact; a selective filter: an exact scan (of 8-bit codes for ivf); else the approximate walk
+    assert recall >= {"flat": 1.0, "ivf": 0.98 if share < 0.05 else 0.9, "hnsw": 1.0 if share < 0.05 else 0.9}[kind]
+
+
+def test_the_reduction_keeps_scores_and_is_exact_for_small_catalogs() -> None:
+    """Scores after the uncentred projection stay cosines: exact for vectors in the learned span, close otherwise."""
+    small = unit_vectors(10, dim=64, seed=1)
+    projection = Projection.learn(small, 16)
+    assert projection is not None and projection.basis.shape == (64, 16)
+    queries = unit_vectors(5, dim=64, seed=2)
+    assert np.allclose(projection.apply(queries) @ projection.apply(small).T, queries @ small.T, atol=1e-5)
+    assert Projection.learn(small, 64) is None  # nothing to reduce
+    many = clustered(4000, dim=64, clusters=8, seed=3)
+    projection = Projection.learn(many, 32)
+    assert projection is not None
+    error = np.abs(projection.apply(many[:200]) @ projection.apply(many[200:400]).T - many[:200] @ many[200:400].T)
+    assert np.median(error) < 0.05
+
+
+def test_a_learned_reduction_is_stored_shared_by_deltas_and_relearned_by_compaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deltas use the base's reduction; a new base learns its own while older deltas keep theirs; results merge."""
+    from imagesearch.index import faiss_store
+
+    monkeypatch.setattr(faiss_store, "MIN_LEARN", 100)
+    store = FaissStore(tmp_path, FaissSettings(dim=8))
+    rng = np.random.default_rng(5)  # vectors near a 6-d subspace of the 32-d space: 8 learned dimensions keep them apart
+    basis, _ = np.linalg.qr(rng.normal(size=(32, 6)))
+    vectors = unit_vectors(600, dim=6, seed=5) @ basis.T + 0.01 * rng.normal(size=(600, 32))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    state = store.publish_delta(None, 1, EMBEDDER, np.arange(300), reader(vectors), np.array([]))
+    assert len(state.projections) == 1 and store.describe(state)["dimensions"] == 8
+    state = store.publish_delta(state, 2, EMBEDDER, np.arange(300, 400), reader(vectors), np.array([0]))
+    assert len(state.projections) == 1  # the delta shares the base's reduction
+    build = store.build_base(EMBEDDER, store.open(2, EMBEDDER).live_ids(), reader(vectors), folds=state)
+    later = store.publish_delta(state, 3, EMBEDDER, np.arange(400, 600), reader(vectors), np.array([1]))  # written during the build
+    state = store.publish_base(4, EMBEDDER, build, later=later, compacted=True)
+    assert len(state.segments) == 2 and len(state.projections) == 2 and state.tombstone_count == 1
+    store.sweep(keep=4)
+    index = store.open(4, EMBEDDER)
+    live = np.setdiff1d(np.arange(600), [0, 1])
+    assert sorted(index.live_ids().tolist()) == live.tolist() and len(index) == 598
+    queries = vectors[live[::50]]
+    _, got = index.search(queries, 1)
+    assert (got[:, 0] == live[::50]).all()  # each finds itself through the reduced spaces

@@ -62,7 +62,7 @@ def test_transformed_copy_finds_its_product_first(engine: SearchEngine, index: i
 
 
 def test_identical_image_scores_one(engine: SearchEngine) -> None:
-    result = search(engine, (engine.workspace.data_dir.parent / "images" / "4.jpg").read_bytes())
+    result = search(engine, (engine.parts.data_dir.parent / "images" / "4.jpg").read_bytes())
     top = result["data"]["products"][0]
     assert top["product_id"] == "p004" and top["similarity_score"] == "1.000"
 
@@ -148,7 +148,7 @@ def test_prices_converted_exactly(engine: SearchEngine, currency: str) -> None:
     result = search(engine, product_image(6), currency=currency, page_size=50)
     rates = engine.rates()
     for product in result["data"]["products"]:
-        view = engine.workspace.catalog.product_by_id(product["product_id"])
+        view = engine.parts.catalog.product_by_id(product["product_id"])
         assert view is not None
         expected_sale = minor_units(convert(view.sale_price, view.currency, currency, rates), currency)
         assert product["price"]["sale"] == {"value": expected_sale, "currency": currency}

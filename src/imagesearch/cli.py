@@ -413,24 +413,21 @@ def info_command(ctx: click.Context) -> None:
     generation = workspace.generation()
     state = workspace.index_state(generation)
     rates = load_rates(workspace.data_dir)
-    catalog_bytes = sum(path.stat().st_size for path in workspace.data_dir.glob("catalog.sqlite*"))
     last_write = workspace.catalog.get_meta(LAST_WRITE_KEY)
+    described = dict(workspace.vectors.describe(state))
+    compacted = described.pop("compacted_at", None)
     info: dict[str, Any] = {
         "data_dir": str(workspace.data_dir.resolve()),
         **workspace.catalog.counts(),
         "embedder": workspace.catalog.get_meta(EMBEDDER_KEY),
         "index": {
             "generation": generation,
-            "kind": workspace.index_store.describe(state),
-            "vectors": state.count if state else 0,
-            "segments": len(state.segments) if state else 0,
+            **described,
             "delta_vectors": state.delta_vectors if state else 0,
-            "tombstones": state.tombstone_count if state else 0,
-            "bytes": workspace.index_store.size_bytes(state),
-            "last_compaction_at": iso_time(state.compacted_at) if state and state.compacted_at else None,
+            "last_compaction_at": iso_time(compacted) if compacted else None,
             "compaction_due": due(state, settings.compact_max_deltas, settings.compact_delta_ratio) or None,
         },
-        "catalog_bytes": catalog_bytes,
+        "catalog_bytes": workspace.catalog.size_bytes(),
         "last_write_at": iso_time(float(last_write)) if last_write else None,
         "same_thresholds": _same_thresholds(workspace),
         "rates": {"base": rates.base, "date": rates.date.isoformat(), "currencies": len(rates.rates)},
@@ -479,7 +476,7 @@ def rates_show(ctx: click.Context) -> None:
 
 @main.command("reindex")
 @click.option("--re-embed", is_flag=True, help="Recompute every embedding with the configured embedder first.")
-@click.option("--index-kind", type=click.Choice(["auto", "flat", "hnsw"]), default=None, help="Index structure to build.")
+@click.option("--index-kind", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default=None, help="Index structure to build.")
 @click.option("--progress/--no-progress", default=None)
 @click.pass_context
 def reindex_command(ctx: click.Context, re_embed: bool, index_kind: str | None, progress: bool | None) -> None:

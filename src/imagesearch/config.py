@@ -46,9 +46,16 @@ class Settings:
     precision: str = "int8"
     #: Where exported ONNX models are cached (default: <data_dir>/models); may be shared.
     model_cache_dir: str = ""
-    #: Vector index: auto | flat | hnsw.
+    #: Where the catalog and the vectors live, by backend name (the embedded defaults: sqlite, faiss).
+    catalog_store: str = "sqlite"
+    vector_store: str = "faiss"
+    #: Index structure: auto (flat below ann_threshold vectors, else ivf) | flat | ivf | hnsw.
     index_kind: str = "auto"
-    hnsw_threshold: int = 20_000
+    ann_threshold: int = 20_000
+    #: Dimensions the index keeps, by a reduction learned from the catalog (0: the embedder's own).
+    index_dim: int = 256
+    #: ivf: k-means cells searched per query (more: better recall, slower).
+    ivf_nprobe: int = 48
     #: Compaction folds delta segments into a new base once there are more than compact_max_deltas
     #: of them, or once deltas and tombstones hold more than compact_delta_ratio of the base.
     compact_max_deltas: int = 16
@@ -156,8 +163,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"resize must be squash, crop, pad or a comma-separated combination, not {settings.resize!r}")
     if settings.precision not in ("int8", "fp32"):
         raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
-    if settings.index_kind not in ("auto", "flat", "hnsw"):
-        raise ConfigError(f"index_kind must be auto, flat or hnsw, not {settings.index_kind!r}")
+    if settings.index_kind not in ("auto", "flat", "ivf", "hnsw"):
+        raise ConfigError(f"index_kind must be auto, flat, ivf or hnsw, not {settings.index_kind!r}")
+    if settings.index_dim < 0 or settings.ivf_nprobe < 1:
+        raise ConfigError("index_dim must not be negative and ivf_nprobe must be at least 1")
     if settings.max_pending_searches < 1:
         raise ConfigError("max_pending_searches must be at least 1")
     if settings.compact_max_deltas < 0 or settings.compact_delta_ratio < 0:

@@ -9,18 +9,17 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from .catalog.backends import open_catalog
 from .catalog.meta import GENERATION_KEY
-from .catalog.store import Catalog
 from .config import Settings
 from .errors import CatalogError
-from .index.faiss_index import FaissIndex, FaissSettings, set_search_threads
-from .index.segments import SegmentedIndex
-from .index.store import IndexState, IndexStore
+from .index.backends import open_vector_store
+from .index.base import IndexState, VectorIndex
 from .pricing.rates import RatesTable, load_rates
 from .vision.decode import DecodeLimits
 from .vision.efficientnet import EfficientNetLiteEmbedder, EfficientNetSettings
@@ -28,7 +27,7 @@ from .vision.embedder import Embedder
 
 
 class Workspace:
-    """Everything that lives in one data directory."""
+    """Everything that lives in one data directory (it fills :class:`~.parts.Parts` for the pipelines)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -36,19 +35,8 @@ class Workspace:
         if not self.data_dir.exists():
             # App secrets, tokens and the catalog live here: readable by the service's user only.
             self.data_dir.mkdir(parents=True, mode=0o700)
-        self.catalog = Catalog(self.data_dir)
-        self.index_store = IndexStore(
-            self.data_dir / "index",
-            FaissSettings(
-                kind=settings.index_kind,  # type: ignore[arg-type]
-                hnsw_threshold=settings.hnsw_threshold,
-                hnsw_m=settings.hnsw_m,
-                ef_construction=settings.ef_construction,
-                ef_search=settings.ef_search,
-            ),
-        )
-        if settings.index_threads:
-            set_search_threads(settings.index_threads)
+        self.catalog = open_catalog(settings)
+        self.vectors = open_vector_store(settings)
         self.decode_limits = DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
 
     def close(self) -> None:
@@ -89,12 +77,12 @@ class Workspace:
         """(name, version, dimension) of the configured embedder, as index states record it."""
         return self.embedder.name, self.embedder.version, self.embedder.dim
 
-    def load_index(self, generation: int, mmap: bool = False, cache: Mapping[str, FaissIndex] | None = None) -> SegmentedIndex:
-        return self.index_store.load(generation, *self.embedder_identity, mmap=mmap, cache=cache)
+    def open_index(self, generation: int, reuse: VectorIndex | None = None, mmap: bool = False) -> VectorIndex:
+        return self.vectors.open(generation, self.embedder_identity, reuse=reuse, mmap=mmap)
 
     def index_state(self, generation: int | None = None) -> IndexState | None:
         """The index state of ``generation`` (default: the current one)."""
-        return self.index_store.state(self.generation() if generation is None else generation)
+        return self.vectors.state(self.generation() if generation is None else generation)
 
     @contextmanager
     def write_lock(self, wait: float = 0.0) -> Iterator[None]:

@@ -90,6 +90,9 @@ image_blobs = Table(
     Column("height", Integer, nullable=False),
     Column("thumbnail", LargeBinary, nullable=False),
     Column("embedding", LargeBinary, nullable=False),
+    #: How ``embedding`` is encoded: float16 (written since 2026-11-29: half the bytes, no measurable change
+    #: in retrieval, see BENCHMARKS.md) or float32 (earlier rows, read as they are).
+    Column("embedding_format", String(8), nullable=False, server_default="float32"),
 )
 
 images = Table(

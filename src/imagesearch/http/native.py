@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..access.store import AccessStore
-from ..catalog.store import ProductView
+from ..catalog.base import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..i18n import parse_language
 from ..ingest.compact import compact, due
@@ -169,7 +169,7 @@ class NativeApi:
         return {"request_id": state.get("request_id", ""), **page_json(page, present_page(page, self.settings.default_lang, public_url), public_url)}
 
     def _product(self, product_id: str) -> ProductView:
-        product = self.engine.workspace.catalog.product_by_id(product_id)
+        product = self.engine.parts.catalog.product_by_id(product_id)
         if product is None:
             raise RequestError(ErrorCode.ProductNotFound, "product_id", value=product_id[:64])
         return product
@@ -226,20 +226,20 @@ class NativeApi:
         When the index's deltas have grown past the thresholds, a compaction
         follows in the background: the answer does not wait for it.
         """
-        workspace = self.engine.workspace
+        parts = self.engine.parts
         try:
-            report = operation(workspace, *args)
+            report = operation(parts, *args)
         except ImportRejected as rejected:
             raise RequestError(ErrorCode.InvalidProduct, reason="; ".join(error.reason for error in rejected.errors)) from None
         except CatalogError as exc:
             raise RequestError(ErrorCode.WriteConflict, reason=str(exc)) from None
-        if due(workspace.index_state(), self.settings.compact_max_deltas, self.settings.compact_delta_ratio):
+        if due(parts.index_state(), self.settings.compact_max_deltas, self.settings.compact_delta_ratio):
             threading.Thread(target=self._compact, name="compaction", daemon=True).start()
         return report
 
     def _compact(self) -> None:
         try:
-            compact(self.engine.workspace, force=False)
+            compact(self.engine.parts, force=False)
         except Exception:  # the index in force is untouched; the next write tries again
             logging.getLogger("imagesearch.errors").exception("background compaction failed")
 

@@ -1,13 +1,20 @@
-"""FAISS backend: exact search for small catalogs, HNSW above a size threshold.
+"""FAISS segments: immutable indexes of (id, vector), built once, searched by many threads.
 
-Why these two: exact inner product over a flat array is perfect recall and
-fast up to a few tens of thousands of vectors (a few ms per query on two
-cores); above that, HNSW answers in about a millisecond even at a million
-vectors, with recall close to 1 at ``efSearch`` 128 (see BENCHMARKS.md).
+Structures, chosen by size (``kind="auto"``) or by configuration:
 
-HNSW cannot delete in place, so removed ids become tombstones that searches
-skip (through an ``IDSelector``); once tombstones pass a fraction of the index,
-it is rebuilt from its own stored vectors.
+* ``flat``: every vector in float16, scanned exactly; small segments and deltas.
+* ``ivf``: an inverted file (k-means cells) with 8-bit scalar-quantised vectors:
+  about 260 bytes per 256-d vector, built in seconds even at a million vectors,
+  a search scans the ``nprobe`` nearest cells (see BENCHMARKS.md).  The default
+  above ``ann_threshold``.
+* ``hnsw``: a graph over float32 vectors: the fastest single queries, but
+  hours of build at ten million and ten times the memory of ``ivf``.
+
+A filter (:class:`~.base.IdSet`) is applied inside the search through an
+``IDSelector``.  When it keeps less than :data:`EXACT_BELOW` of a segment, an
+approximate search would walk mostly refused vectors and lose recall, so the
+kept vectors are scanned exactly instead (every cell of an ``ivf``, the flat
+storage of an ``hnsw``).
 """
 
 from __future__ import annotations
@@ -20,56 +27,39 @@ from typing import Literal
 import faiss
 import numpy as np
 
-IndexKind = Literal["auto", "flat", "hnsw"]
-#: Below this share of an HNSW segment's vectors, a filtered search scans the kept vectors exactly:
-#: a graph walk that may only step on a few percent of its nodes loses recall (see BENCHMARKS.md).
+from .base import IdSet
+
+IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
+#: Below this share of an approximate segment's vectors, a filtered search scans the kept vectors exactly.
 EXACT_BELOW = 0.05
 INDEX_FILE = "vectors.faiss"
 STATE_FILE = "index.json"
+#: Training points per k-means cell of an ``ivf`` segment (FAISS warns below 39), and the k-means iterations.
+TRAIN_PER_CELL = 40
+TRAIN_ITERATIONS = 10
+#: ``ivf`` segments smaller than this are ``flat``: too few vectors to learn cells from, and an exact scan is as fast.
+MIN_ANN = 4096
 
 
 @dataclass(frozen=True)
 class FaissSettings:
-    """Index structure and its knobs; ``kind="auto"`` switches to HNSW at ``hnsw_threshold``."""
+    """Index structure and its knobs; ``kind="auto"`` is ``flat`` below ``ann_threshold`` vectors, else ``ivf``."""
 
     kind: IndexKind = "auto"
-    hnsw_threshold: int = 20_000
+    ann_threshold: int = 20_000
+    #: Dimensions kept by the learned reduction (0: keep the embedder's).
+    dim: int = 256
+    nprobe: int = 48
     hnsw_m: int = 32
     ef_construction: int = 100
     ef_search: int = 128
-    rebuild_tombstone_ratio: float = 0.2
 
-
-class IdFilter:
-    """The ids a search may return (e.g. the images of products that ship to a country), as a bitmap.
-
-    Searches apply it inside FAISS (an ``IDSelectorBitmap``), so a selective
-    filter costs one search, not a search grown until enough results pass.
-    """
-
-    def __init__(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=np.int64)
-        self.mask = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=bool)
-        self.mask[ids] = True
-        self._packed = np.packbits(self.mask, bitorder="little")
-        # FAISS takes the bitmap's length in bytes (ids past it are outside the set).
-        self.selector = faiss.IDSelectorBitmap(len(self._packed), faiss.swig_ptr(self._packed))
-        #: Per segment (by identity): the kept positions as a selector over that segment's internal ids.
-        self._internal: dict[int, tuple[int, np.ndarray, faiss.IDSelector]] = {}
-
-    def contains(self, image_id: int) -> bool:
-        return 0 <= image_id < len(self.mask) and bool(self.mask[image_id])
-
-    def internal(self, key: int, external_ids: np.ndarray) -> tuple[int, faiss.IDSelector]:
-        """(how many kept, a selector over positions) for a segment whose position i holds ``external_ids[i]``."""
-        if key not in self._internal:
-            inside = external_ids < len(self.mask)
-            kept = np.zeros(len(external_ids), dtype=bool)
-            kept[inside] = self.mask[external_ids[inside]]
-            packed = np.packbits(kept, bitorder="little")
-            self._internal[key] = (int(kept.sum()), packed, faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed)))
-        count, _, selector = self._internal[key]
-        return count, selector
+    def structure_for(self, count: int) -> str:
+        if self.kind == "auto":
+            return "ivf" if count >= max(self.ann_threshold, MIN_ANN) else "flat"
+        if self.kind == "ivf" and count < MIN_ANN:  # too few vectors to learn the cells from
+            return "flat"
+        return self.kind
 
 
 def set_search_threads(count: int) -> None:
@@ -77,143 +67,151 @@ def set_search_threads(count: int) -> None:
     faiss.omp_set_num_threads(count)
 
 
-class FaissIndex:
-    """A FAISS index with stable int64 ids (an ``IndexIDMap2`` around flat or HNSW storage)."""
+def cells_for(count: int) -> int:
+    """k-means cells of an ``ivf`` segment of ``count`` vectors: the usual 4 sqrt(n) (4,000 at a million),
+    fewer when there are not enough vectors to train that many."""
+    return max(16, min(int(4 * count**0.5), count // TRAIN_PER_CELL))
 
-    def __init__(self, dim: int, settings: FaissSettings = FaissSettings()) -> None:
+
+class SegmentBuilder:
+    """Builds one segment from batches: ``train`` on a sample first (``ivf`` needs it), then ``add``."""
+
+    def __init__(self, dim: int, structure: str, count: int, settings: FaissSettings) -> None:
         self.dim = dim
+        self.structure = structure
         self.settings = settings
-        self._structure = "flat"
-        self._index = self._empty("flat")
-        self._tombstones: set[int] = set()
-        self._selector: faiss.IDSelector | None = None
-        self._selector_for: np.ndarray | None = None
-        self._ids: np.ndarray | None = None
-
-    # -- structure -------------------------------------------------------------
-
-    def _empty(self, structure: str) -> faiss.IndexIDMap2:
-        if structure == "hnsw":
-            inner = faiss.IndexHNSWFlat(self.dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = self.settings.ef_construction
-            inner.hnsw.efSearch = self.settings.ef_search
+        if structure == "ivf":
+            quantizer = faiss.IndexFlatIP(dim)
+            self.index = faiss.IndexIVFScalarQuantizer(
+                quantizer, dim, cells_for(count), faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
+            self.index.cp.niter = TRAIN_ITERATIONS
+            self.index.own_fields = True
+            quantizer.this.disown()
+        elif structure == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = settings.ef_construction
+            inner.hnsw.efSearch = settings.ef_search
+            self.index = faiss.IndexIDMap(inner)
         else:
-            inner = faiss.IndexFlatIP(self.dim)
-        return faiss.IndexIDMap2(inner)
+            self.index = faiss.IndexIDMap(faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
 
-    def _wanted_structure(self, live: int) -> str:
-        if self.settings.kind != "auto":
-            return self.settings.kind
-        return "hnsw" if live >= self.settings.hnsw_threshold else "flat"
+    @property
+    def train_size(self) -> int:
+        """Sample size ``train`` wants (0: no training)."""
+        return self.index.nlist * TRAIN_PER_CELL if self.structure == "ivf" else 0
+
+    def train(self, sample: np.ndarray) -> None:
+        if self.structure == "ivf":
+            self.index.train(np.ascontiguousarray(sample, dtype=np.float32))
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            if vectors.shape != (len(ids), self.dim):
+                raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}")
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+
+    def finish(self) -> FaissIndex:
+        return FaissIndex(self.index, self.structure, self.settings)
+
+
+class FaissIndex:
+    """One immutable segment: a FAISS index whose ids are image ids, searched in its own (reduced) space.
+
+    ``projection`` names the reduction its vectors went through (None: the
+    embedder's own vectors); the caller projects queries accordingly.
+    """
+
+    def __init__(
+        self,
+        index: faiss.Index,
+        structure: str,
+        settings: FaissSettings = FaissSettings(),
+        projection: str | None = None,
+        tombstones: np.ndarray | None = None,
+    ) -> None:
+        self._index = index
+        self.structure = structure
+        self.settings = settings
+        self.projection = projection
+        self.dim = int(index.d)
+        #: Removed ids kept inside a segment of the earlier, single-index layout.
+        self.own_tombstones = np.asarray(tombstones if tombstones is not None else [], dtype=np.int64)
+        self._ids: np.ndarray | None = None
 
     @property
     def kind(self) -> str:
-        return f"hnsw{self.settings.hnsw_m}" if self._structure == "hnsw" else "flat"
+        if self.structure == "ivf":
+            return f"ivf{self._index.nlist}-sq8"
+        if self.structure == "hnsw":
+            return f"hnsw{self.settings.hnsw_m}"
+        return "flat"
 
     def __len__(self) -> int:
-        return int(self._index.ntotal) - len(self._tombstones)
+        return int(self._index.ntotal) - len(self.own_tombstones)
 
-    def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every live vector (tombstones left out)."""
-        return self._live_vectors()
+    def ids(self) -> np.ndarray:
+        """The id at each internal position (read once: a segment never changes)."""
+        if self._ids is None:
+            if self.structure == "ivf":
+                lists = faiss.extract_index_ivf(self._index).invlists
+                parts = [
+                    faiss.rev_swig_ptr(lists.get_ids(cell), lists.list_size(cell)).copy()
+                    for cell in range(lists.nlist) if lists.list_size(cell)
+                ]
+                self._ids = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+            else:
+                self._ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return self._ids
 
-    def _live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        vectors = self._index.index.reconstruct_n(0, self._index.ntotal) if len(ids) else np.zeros((0, self.dim), np.float32)
-        if self._tombstones:
-            keep = ~np.isin(ids, np.fromiter(self._tombstones, dtype=np.int64))
-            ids, vectors = ids[keep], vectors[keep]
-        return ids, vectors
-
-    def _rebuild(self, structure: str, extra_ids: np.ndarray | None = None, extra: np.ndarray | None = None) -> None:
-        ids, vectors = self._live_vectors()
-        if extra_ids is not None and extra is not None and len(extra_ids):
-            ids = np.concatenate([ids, extra_ids])
-            vectors = np.concatenate([vectors, extra]) if len(vectors) else extra
-        self._index = self._empty(structure)
-        self._structure = structure
-        self._tombstones = set()
-        self._selector = None
-        if len(ids):
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-
-    # -- updates ---------------------------------------------------------------
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        if len(ids) == 0:
-            return
-        ids = np.asarray(ids, dtype=np.int64)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(ids), self.dim):
-            raise ValueError(f"expected vectors of shape ({len(ids)}, {self.dim}), got {vectors.shape}")
-        wanted = self._wanted_structure(len(self) + len(ids))
-        if wanted != self._structure:
-            self._rebuild(wanted, ids, vectors)
-            return
-        self._index.add_with_ids(vectors, ids)
-
-    def remove(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return
-        if self._structure == "flat":
-            self._index.remove_ids(faiss.IDSelectorBatch(ids))
-        else:
-            present = set(faiss.vector_to_array(self._index.id_map).tolist())
-            self._tombstones.update(int(i) for i in ids if int(i) in present)
-            self._selector = None
-            if len(self._tombstones) > self.settings.rebuild_tombstone_ratio * max(1, self._index.ntotal):
-                self._rebuild(self._wanted_structure(len(self)))
-                return
-        wanted = self._wanted_structure(len(self))
-        if wanted != self._structure:
-            self._rebuild(wanted)
-
-    # -- queries ---------------------------------------------------------------
+    def live_ids(self) -> np.ndarray:
+        ids = self.ids()
+        return ids[~np.isin(ids, self.own_tombstones)] if len(self.own_tombstones) else ids
 
     def search(
-        self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None, only: IdFilter | None = None
+        self, queries: np.ndarray, k: int, exclude: faiss.IDSelector | None, excluded: np.ndarray, only: IdSet | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, ids) per query; ids in ``exclude`` are skipped, and with ``only`` so is every id outside it.
-
-        An HNSW segment that ``only`` keeps less than :data:`EXACT_BELOW` of
-        is scanned exactly over the kept vectors instead of walked.
-        """
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        k = max(1, min(k, max(1, len(self))))
-        selector = self._exclusion(exclude)
+        """Top-``k`` (scores, ids) of already projected ``queries``, skipping ``excluded`` (``exclude`` is its selector)."""
+        k = max(1, min(k, int(self._index.ntotal)))
+        if len(self.own_tombstones):
+            excluded = np.union1d(excluded, self.own_tombstones)
+            exclude = faiss.IDSelectorNot(faiss.IDSelectorBatch(excluded))
+        selector = exclude
+        exact = False
         if only is not None:
-            if self._structure == "hnsw":
-                ids = self._external_ids()
-                kept, positions = only.internal(id(self), ids)
-                if kept < EXACT_BELOW * len(ids):
-                    return self._scan(queries, k, positions, ids, exclude)
-            selector = only.selector if selector is None else faiss.IDSelectorAnd(only.selector, selector)
-        if self._structure == "hnsw":
+            if self.structure in ("hnsw", "ivf"):
+                kept, positions = self._kept(only)
+                exact = kept < EXACT_BELOW * self._index.ntotal
+                if exact and self.structure == "hnsw":
+                    return self._scan(queries, k, positions, excluded)
+            allowed = _selector(only)
+            selector = allowed if selector is None else faiss.IDSelectorAnd(allowed, selector)
+        if self.structure == "hnsw":
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(self.settings.ef_search, k)
+        elif self.structure == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self._index.nlist if exact else min(self._index.nlist, self.settings.nprobe)
+            params.max_codes = 0
         else:
             params = faiss.SearchParameters()
         if selector is not None:
             params.sel = selector
         return self._index.search(queries, k, params=params)
 
-    def _external_ids(self) -> np.ndarray:
-        """The id of each position (cached: a loaded segment does not change)."""
-        if self._ids is None or len(self._ids) != self._index.ntotal:
-            self._ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        return self._ids
+    def _kept(self, only: IdSet) -> tuple[int, faiss.IDSelector]:
+        """(how many of this segment ``only`` keeps, a selector over the kept internal positions), kept with ``only``."""
+        cached = only.derived.get(("positions", id(self)))
+        if cached is None or cached[0] is not self:
+            kept = only.kept(self.ids())
+            packed = np.packbits(kept, bitorder="little")
+            cached = (self, int(kept.sum()), packed, faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed)))
+            only.derived[("positions", id(self))] = cached
+        return cached[1], cached[3]
 
-    def _scan(
-        self, queries: np.ndarray, k: int, positions: faiss.IDSelector, ids: np.ndarray, exclude: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact inner products with the kept positions only (HNSW keeps its vectors in a flat storage).
-
-        Tombstones are dropped from the answer, so the scan asks for that many more.
-        """
-        excluded = np.fromiter(self._tombstones, dtype=np.int64)
-        if exclude is not None and len(exclude):
-            excluded = np.concatenate([excluded, exclude])
+    def _scan(self, queries: np.ndarray, k: int, positions: faiss.IDSelector, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner products with the kept positions of an HNSW's flat storage; tombstones dropped after."""
+        ids = self.ids()
         storage = faiss.downcast_index(faiss.downcast_index(self._index.index).storage)
         params = faiss.SearchParameters()
         params.sel = positions
@@ -226,36 +224,37 @@ class FaissIndex:
             result, scores = np.take_along_axis(result, order, axis=1), np.take_along_axis(scores, order, axis=1)
         return scores[:, :k], result[:, :k]
 
-    def _exclusion(self, exclude: np.ndarray | None) -> faiss.IDSelector | None:
-        """A selector skipping this index's own tombstones and ``exclude`` (cached for the same array)."""
-        if not self._tombstones and (exclude is None or not len(exclude)):
-            return None
-        if self._selector is None or self._selector_for is not exclude:
-            excluded = np.fromiter(self._tombstones, dtype=np.int64)
-            if exclude is not None and len(exclude):
-                excluded = np.concatenate([excluded, exclude])
-            self._selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(excluded))
-            self._selector_for = exclude
-        return self._selector
-
     # -- persistence -------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self._index, str(directory / INDEX_FILE))
-        state = {
-            "structure": self._structure,
-            "dim": self.dim,
-            "tombstones": sorted(self._tombstones),
-        }
+        state = {"structure": self.structure, "dim": self.dim, "projection": self.projection, "tombstones": []}
         (directory / STATE_FILE).write_text(json.dumps(state))
 
     @classmethod
     def load(cls, directory: Path, settings: FaissSettings = FaissSettings(), mmap: bool = False) -> FaissIndex:
         state = json.loads((directory / STATE_FILE).read_text())
-        index = cls(int(state["dim"]), settings)
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        index._index = faiss.read_index(str(directory / INDEX_FILE), flags)
-        index._structure = state["structure"]
-        index._tombstones = set(int(i) for i in state["tombstones"])
-        return index
+        index = faiss.read_index(str(directory / INDEX_FILE), flags)
+        return cls(index, state["structure"], settings, state.get("projection"), np.asarray(state.get("tombstones", []), np.int64))
+
+    def memory_bytes(self) -> int:
+        """What this segment holds in RAM (its serialised size: codes, ids, graph or cells)."""
+        return int(faiss.serialize_index(self._index).nbytes) if self._index.ntotal else 0
+
+
+def _selector(only: IdSet) -> faiss.IDSelector:
+    """``only`` as a FAISS bitmap selector over ids (built once per set)."""
+    cached = only.derived.get("faiss")
+    if cached is None:
+        packed = np.packbits(only.mask, bitorder="little")
+        # FAISS takes the bitmap's length in bytes (ids past it are outside the set).
+        cached = only.derived.setdefault("faiss", (packed, faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))))
+    return cached[1]
+
+
+def exclusion(ids: np.ndarray) -> faiss.IDSelector | None:
+    """A selector refusing ``ids`` (the tombstones of a state), or None when there are none."""
+    return faiss.IDSelectorNot(faiss.IDSelectorBatch(ids)) if len(ids) else None
+

@@ -14,12 +14,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..catalog.meta import GENERATION_KEY
-from ..index.faiss_index import FaissIndex
-from ..index.store import IndexState
-from ..workspace import Workspace
+from ..index.base import IndexState
+from ..parts import Parts
 from .importer import record_generation
 
 #: How long the swap waits for a running import to finish before giving up (the compaction is then redone later).
@@ -51,36 +48,31 @@ def due(state: IndexState | None, max_deltas: int, delta_ratio: float) -> str:
     return ""
 
 
-def compact(workspace: Workspace, force: bool = True) -> CompactReport:
+def compact(parts: Parts, force: bool = True) -> CompactReport:
     """Compact now (``force``), or only when :func:`due` says so under the configured thresholds."""
     started = time.perf_counter()
-    settings = workspace.settings
-    generation = workspace.generation()
-    before = workspace.index_state(generation)
+    settings = parts.settings
+    generation = parts.generation()
+    before = parts.index_state(generation)
     reason = due(before, settings.compact_max_deltas, settings.compact_delta_ratio)
     if before is None or (not force and not reason) or (len(before.segments) <= 1 and not before.tombstone_count):
         return CompactReport(reason=reason or "nothing to fold", generation=generation)
-    workspace.check_embedder(f"{before.embedder_name} {before.embedder_version}")
-    folding = workspace.load_index(generation)
-    older = folding.tombstones  # read now: writes during the build may sweep the file
-    ids, vectors = folding.live_vectors()
-    base = FaissIndex(before.dim, workspace.index_store.settings)
-    base.add(ids, vectors)
-    with workspace.write_lock(wait=SWAP_WAIT_SECONDS):
-        with workspace.catalog.writer() as writer:
+    parts.check_embedder(f"{before.embedder_name} {before.embedder_version}")
+    ids = parts.open_index(generation).live_ids()
+    base = parts.vectors.build_base(parts.embedder_identity, ids, parts.catalog.vectors, folds=before)
+    with parts.write_lock(wait=SWAP_WAIT_SECONDS):
+        with parts.catalog.writer() as writer:
             current = int(writer.get_meta(GENERATION_KEY, "0") or 0)
-            now = workspace.index_state(current)
+            now = parts.index_state(current)
             folded = len(before.segments)
             if now is None or now.segments[:folded] != before.segments:
                 # A reindex (or another compaction) replaced the base meanwhile: this build is stale.
                 return CompactReport(reason="the index was rebuilt meanwhile", generation=current)
-            later = tuple(zip(now.segments[folded:], now.segment_sizes[folded:], strict=True))
-            newer = np.setdiff1d(workspace.index_store.tombstones_of(now), older)
-            workspace.index_store.publish_base(base, current + 1, workspace.embedder_identity, later, newer, compacted=True)
-            record_generation(workspace, writer, current + 1)
+            state = parts.vectors.publish_base(current + 1, parts.embedder_identity, base, later=now, compacted=True)
+            record_generation(parts, writer, current + 1)
             writer.drop_unused_blobs(everything=True)  # also the cache entries of imports that were refused
         # Under the lock: a writer between its publish and its commit has files no state names yet.
-        workspace.index_store.sweep(keep=current + 1)
+        parts.vectors.sweep(keep=current + 1)
     return CompactReport(
-        True, reason or "asked for", current + 1, len(base), folded, len(older), time.perf_counter() - started
+        True, reason or "asked for", current + 1, state.count, folded, before.tombstone_count, time.perf_counter() - started
     )

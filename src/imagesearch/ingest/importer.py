@@ -24,14 +24,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..catalog.base import Blob, CatalogWriter
 from ..catalog.meta import EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY
 from ..catalog.readers import Row, RowError, read_catalog_file
 from ..catalog.records import validate_record
-from ..catalog.store import Blob, CatalogWriter
 from ..errors import ImageSearchError, RequestError
+from ..parts import Parts
 from ..pricing.rates import RatesTable
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
-from ..workspace import Workspace
 from .sources import FetchError, FetchSettings, fetch_all, is_url, resolve_local
 
 CHUNK_PRODUCTS = 64
@@ -79,22 +79,22 @@ class ImportReport:
         }
 
 
-def _decode(workspace: Workspace, draft: int, data: bytes) -> tuple[Image.Image, bytes] | str:
+def _decode(parts: Parts, draft: int, data: bytes) -> tuple[Image.Image, bytes] | str:
     """Decoded image and thumbnail, or the reason the bytes are refused."""
     try:
-        image = decode_image(data, workspace.decode_limits, draft_size=draft)
+        image = decode_image(data, parts.decode_limits, draft_size=draft)
     except RequestError as exc:
         return exc.message
     return image, thumbnail_jpeg(image)
 
 
-def _embed_new(workspace: Workspace, contents: dict[str, bytes]) -> tuple[list[Blob], dict[str, str]]:
+def _embed_new(parts: Parts, contents: dict[str, bytes]) -> tuple[list[Blob], dict[str, str]]:
     """Decode, thumbnail and embed contents; returns blobs and per-sha decode errors.
 
     Decoding runs in a thread pool (Pillow releases the GIL) ahead of the
     embedder, so the CPU is busy with both at once.
     """
-    embedder = workspace.embedder
+    embedder = parts.embedder
     draft = draft_side(embedder.input_size)
     blobs: list[Blob] = []
     failures: dict[str, str] = {}
@@ -108,7 +108,7 @@ def _embed_new(workspace: Workspace, contents: dict[str, bytes]) -> tuple[list[B
         pending.clear()
 
     with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
-        decoded = pool.map(lambda item: (item[0], _decode(workspace, draft, item[1])), contents.items())
+        decoded = pool.map(lambda item: (item[0], _decode(parts, draft, item[1])), contents.items())
         for sha, outcome in decoded:
             if isinstance(outcome, str):
                 failures[sha] = outcome
@@ -122,7 +122,7 @@ def _embed_new(workspace: Workspace, contents: dict[str, bytes]) -> tuple[list[B
 
 
 def _prepare(
-    workspace: Workspace, rows: list[Row], base_dir: Path, report: ImportReport, progress: bool
+    parts: Parts, rows: list[Row], base_dir: Path, report: ImportReport, progress: bool
 ) -> tuple[list[tuple[Row, list[str], list[str]]], list[RowError]]:
     """Phase 1: fetch, embed and store new contents; returns rows with their sources and hashes."""
     ready: list[tuple[Row, list[str], list[str]]] = []
@@ -131,12 +131,12 @@ def _prepare(
     try:
         for start in range(0, len(rows), CHUNK_PRODUCTS):
             chunk = rows[start : start + CHUNK_PRODUCTS]
-            fetched = fetch_all((ref for row in chunk for ref in row.record.images), base_dir, FetchSettings.of(workspace.settings))
+            fetched = fetch_all((ref for row in chunk for ref in row.record.images), base_dir, FetchSettings.of(parts.settings))
             hashes = {ref: hashlib.sha256(data).hexdigest() for ref, data in fetched.items() if isinstance(data, bytes)}
-            known = workspace.catalog.known_blobs(hashes.values())
+            known = parts.catalog.known_blobs(hashes.values())
             new_contents = {hashes[ref]: data for ref, data in fetched.items() if isinstance(data, bytes) and hashes[ref] not in known}
-            blobs, failures = _embed_new(workspace, new_contents)
-            workspace.catalog.store_blobs(blobs)
+            blobs, failures = _embed_new(parts, new_contents)
+            parts.catalog.store_blobs(blobs)
             report.images_embedded += len(blobs)
             report.images_reused += sum(1 for ref in hashes if hashes[ref] in known)
             for row in chunk:
@@ -187,7 +187,7 @@ def write_rejects(path: Path, errors: Sequence[RowError]) -> None:
             handle.write(json.dumps({"line": error.line, "product_id": error.product_id, "reason": error.reason, "row": error.raw}, ensure_ascii=False) + "\n")
 
 
-def commit_changes(workspace: Workspace, change: Callable[[CatalogWriter], tuple[list[int], list[int]]]) -> int:
+def commit_changes(parts: Parts, change: Callable[[CatalogWriter], tuple[list[int], list[int]]]) -> int:
     """Phase 2: run ``change`` in a catalog transaction and publish what it did to the index.
 
     ``change`` returns (image ids added, image ids removed).  Only images cost
@@ -195,33 +195,32 @@ def commit_changes(workspace: Workspace, change: Callable[[CatalogWriter], tuple
     a change that touches no image (a price, a title, shipping) writes no
     index bytes and keeps the generation.  Returns the generation in force.
     """
-    with workspace.catalog.writer() as writer:
-        workspace.check_embedder(writer.get_meta(EMBEDDER_KEY))
+    with parts.catalog.writer() as writer:
+        parts.check_embedder(writer.get_meta(EMBEDDER_KEY))
         generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
         added, removed = change(writer)
         writer.drop_unused_blobs()
         if added or removed:
-            ids, vectors = writer.vectors_for(added)
-            workspace.index_store.publish_delta(
-                workspace.index_state(generation), generation + 1, workspace.embedder_identity,
-                ids, vectors, np.array(removed, dtype=np.int64),
+            parts.vectors.publish_delta(
+                parts.index_state(generation), generation + 1, parts.embedder_identity,
+                np.array(added, dtype=np.int64), writer.vectors_for, np.array(removed, dtype=np.int64),
             )
-            record_generation(workspace, writer, generation + 1)
+            record_generation(parts, writer, generation + 1)
             generation += 1
         writer.set_meta(LAST_WRITE_KEY, str(time.time()))
-    workspace.index_store.sweep(keep=generation)
+    parts.vectors.sweep(keep=generation)
     return generation
 
 
-def record_generation(workspace: Workspace, writer: CatalogWriter, generation: int) -> None:
+def record_generation(parts: Parts, writer: CatalogWriter, generation: int) -> None:
     """Make ``generation`` (already published by the index store) current when ``writer``'s transaction commits."""
-    embedder = workspace.embedder
+    embedder = parts.embedder
     writer.set_meta(GENERATION_KEY, str(generation))
     writer.set_meta(EMBEDDER_KEY, f"{embedder.name} {embedder.version}")
 
 
 def import_file(
-    workspace: Workspace,
+    parts: Parts,
     path: Path,
     *,
     replace: bool = False,
@@ -236,32 +235,32 @@ def import_file(
     Relative image paths are resolved against ``images_root`` (default: the
     file's folder) and may not leave it.
     """
-    with workspace.write_lock():
-        rows, errors = read_catalog_file(path, workspace.settings.default_lang, file_format)
+    with parts.write_lock():
+        rows, errors = read_catalog_file(path, parts.settings.default_lang, file_format)
         return _import_rows(
-            workspace, rows, errors, images_root or path.parent,
+            parts, rows, errors, images_root or path.parent,
             replace=replace, skip_invalid=skip_invalid, rejects_path=rejects_path, progress=progress,
         )
 
 
-def import_product(workspace: Workspace, data: object) -> ImportReport:
+def import_product(parts: Parts, data: object) -> ImportReport:
     """Insert or replace one product given as a JSON object (the live ``PUT`` of the HTTP API).
 
     Same validation and atomicity as a file import; images must be http(s) URLs.
     """
     try:
-        record = validate_record(data, workspace.settings.default_lang)
+        record = validate_record(data, parts.settings.default_lang)
     except ValueError as exc:
         raise ImportRejected([RowError(1, str(exc))]) from None
     local = [image for image in record.images if not is_url(image)]
     if local:
         raise ImportRejected([RowError(1, f"images must be http(s) URLs here, not {local[0]!r}", record.product_id)])
-    with workspace.write_lock():
-        return _import_rows(workspace, [Row(1, record)], [], Path("/nonexistent"), replace=False, skip_invalid=False)
+    with parts.write_lock():
+        return _import_rows(parts, [Row(1, record)], [], Path("/nonexistent"), replace=False, skip_invalid=False)
 
 
 def _import_rows(
-    workspace: Workspace,
+    parts: Parts,
     rows: list[Row],
     errors: list[RowError],
     base_dir: Path,
@@ -274,10 +273,10 @@ def _import_rows(
     """Phases 1 and 2 for validated rows (the caller holds the write lock)."""
     started = time.perf_counter()
     report = ImportReport()
-    workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
-    rows, currency_errors = _priced_rows(rows, workspace.rates())
+    parts.check_embedder(parts.catalog.get_meta(EMBEDDER_KEY))
+    rows, currency_errors = _priced_rows(rows, parts.rates())
     errors = errors + currency_errors
-    ready, image_errors = _prepare(workspace, rows, base_dir, report, progress)
+    ready, image_errors = _prepare(parts, rows, base_dir, report, progress)
     errors = errors + image_errors
     if errors and not skip_invalid:
         raise ImportRejected(errors)
@@ -302,16 +301,16 @@ def _import_rows(
         report.images_added, report.images_removed = len(added), len(removed)
         return added, removed
 
-    report.generation = commit_changes(workspace, change)
+    report.generation = commit_changes(parts, change)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def delete_products(workspace: Workspace, product_ids: Sequence[str]) -> ImportReport:
+def delete_products(parts: Parts, product_ids: Sequence[str]) -> ImportReport:
     """Remove products (and their vectors) by id, atomically; unknown ids are ignored."""
     started = time.perf_counter()
     report = ImportReport()
-    with workspace.write_lock():
+    with parts.write_lock():
 
         def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
             deleted, images_gone = writer.delete_products(product_ids)
@@ -319,6 +318,6 @@ def delete_products(workspace: Workspace, product_ids: Sequence[str]) -> ImportR
             report.images_removed = len(images_gone)
             return [], images_gone
 
-        report.generation = commit_changes(workspace, change)
+        report.generation = commit_changes(parts, change)
     report.seconds = time.perf_counter() - started
     return report

@@ -19,9 +19,8 @@ from tqdm import tqdm
 
 from ..catalog.meta import EMBEDDER_KEY, GENERATION_KEY
 from ..errors import RequestError
-from ..index.faiss_index import FaissIndex
+from ..parts import Parts
 from ..vision.decode import decode_image, draft_side
-from ..workspace import Workspace
 from .importer import record_generation
 from .sources import FetchSettings, fetch_all
 
@@ -38,23 +37,23 @@ class ReindexReport:
     seconds: float = 0.0
 
 
-def _re_embed(workspace: Workspace, report: ReindexReport, progress: bool) -> dict[str, np.ndarray]:
-    embedder = workspace.embedder
-    catalog = workspace.catalog
+def _re_embed(parts: Parts, report: ReindexReport, progress: bool) -> dict[str, np.ndarray]:
+    embedder = parts.embedder
+    catalog = parts.catalog
     shas = catalog.all_blob_shas()
     embeddings: dict[str, np.ndarray] = {}
     for start in tqdm(range(0, len(shas), RE_EMBED_BATCH), desc="re-embed", unit="batch", disable=not progress):
         batch = shas[start : start + RE_EMBED_BATCH]
         sources = {sha: catalog.sources_of(sha) for sha in batch}
-        fetched = fetch_all((refs[0] for refs in sources.values() if refs), Path('/'), FetchSettings.of(workspace.settings))
+        fetched = fetch_all((refs[0] for refs in sources.values() if refs), Path('/'), FetchSettings.of(parts.settings))
         images = []
         for sha in batch:
             refs = sources[sha]
             data = fetched.get(refs[0]) if refs else None
-            image = _decode_or_none(data if isinstance(data, bytes) else None, workspace, embedder.input_size)
+            image = _decode_or_none(data if isinstance(data, bytes) else None, parts, embedder.input_size)
             if image is None:
                 report.from_thumbnail += 1
-                image = _decode_or_none(catalog.thumbnail_by_sha(sha), workspace, embedder.input_size)
+                image = _decode_or_none(catalog.thumbnail_by_sha(sha), parts, embedder.input_size)
             images.append(image)
         vectors = embedder.embed([image for image in images if image is not None])
         for sha, vector in zip([sha for sha, image in zip(batch, images) if image is not None], vectors):
@@ -63,37 +62,34 @@ def _re_embed(workspace: Workspace, report: ReindexReport, progress: bool) -> di
     return embeddings
 
 
-def _decode_or_none(data: bytes | None, workspace: Workspace, input_size: int) -> Image.Image | None:
+def _decode_or_none(data: bytes | None, parts: Parts, input_size: int) -> Image.Image | None:
     if data is None:
         return None
     try:
-        return decode_image(data, workspace.decode_limits, draft_size=draft_side(input_size))
+        return decode_image(data, parts.decode_limits, draft_size=draft_side(input_size))
     except RequestError:
         return None
 
 
-def reindex(workspace: Workspace, *, re_embed: bool = False, progress: bool = False) -> ReindexReport:
+def reindex(parts: Parts, *, re_embed: bool = False, progress: bool = False) -> ReindexReport:
     """Rebuild (and optionally re-embed) atomically, as a new index generation."""
     started = time.perf_counter()
     report = ReindexReport()
-    embedder = workspace.embedder
-    with workspace.write_lock():
+    with parts.write_lock():
         if not re_embed:
-            workspace.check_embedder(workspace.catalog.get_meta(EMBEDDER_KEY))
-        embeddings = _re_embed(workspace, report, progress) if re_embed else {}
-        with workspace.catalog.writer() as writer:
+            parts.check_embedder(parts.catalog.get_meta(EMBEDDER_KEY))
+        embeddings = _re_embed(parts, report, progress) if re_embed else {}
+        with parts.catalog.writer() as writer:
             generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
             if embeddings:
                 writer.replace_embeddings(embeddings)
-            index = FaissIndex(embedder.dim, workspace.index_store.settings)
-            for ids, vectors in writer.iter_vectors():
-                index.add(ids, vectors)
-            workspace.index_store.publish_base(index, generation + 1, workspace.embedder_identity)
-            record_generation(workspace, writer, generation + 1)
+            base = parts.vectors.build_base(parts.embedder_identity, writer.image_ids(), writer.vectors_for)
+            state = parts.vectors.publish_base(generation + 1, parts.embedder_identity, base)
+            record_generation(parts, writer, generation + 1)
             writer.drop_unused_blobs(everything=True)
-            report.vectors = len(index)
-            report.index_kind = index.kind
-        workspace.index_store.sweep(keep=generation + 1)
+        parts.vectors.sweep(keep=generation + 1)
+        report.vectors = state.count
+        report.index_kind = str(parts.vectors.describe(state)["kind"])
     report.generation = generation + 1
     report.seconds = time.perf_counter() - started
     return report

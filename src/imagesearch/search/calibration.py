@@ -58,8 +58,8 @@ def calibrate_same(
 ) -> CalibrationReport:
     """Measure and (with ``save``) store the "same" thresholds for this catalog (``progress``: a bar on stderr)."""
     started = time.perf_counter()
-    catalog = engine.workspace.catalog
-    embedder = engine.workspace.embedder
+    catalog = engine.parts.catalog
+    embedder = engine.parts.embedder
     rng = np.random.default_rng(seed)
     photos = catalog.sample_images(samples, seed)
     thumbnails = catalog.thumbnails([image_id for image_id, _, _ in photos])

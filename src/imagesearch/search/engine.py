@@ -22,16 +22,15 @@ import numpy as np
 from PIL import Image
 from sqlalchemy.exc import OperationalError
 
+from ..catalog.base import ProductView
 from ..catalog.meta import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY
-from ..catalog.store import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
-from ..index.faiss_index import IdFilter
-from ..index.segments import SegmentedIndex
+from ..index.base import IdSet, VectorIndex
+from ..parts import Parts
 from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import decode_image, draft_side
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
-from ..workspace import Workspace
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
@@ -66,7 +65,7 @@ class Snapshot:
     """One index generation with the image -> product table read alongside it."""
 
     generation: int
-    index: SegmentedIndex
+    index: VectorIndex
     owners: np.ndarray
     same_thresholds: SameThresholds
 
@@ -108,17 +107,17 @@ class SearchPage:
 
 
 class SearchEngine:
-    """Answers searches over one workspace; safe to share between threads."""
+    """Answers searches over one parts; safe to share between threads."""
 
-    def __init__(self, workspace: Workspace) -> None:
-        self.workspace = workspace
-        self.settings = workspace.settings
-        self.results = ResultStore(workspace.data_dir, self.settings.result_ttl_seconds)
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.settings = parts.settings
+        self.results = ResultStore(parts.data_dir, self.settings.result_ttl_seconds)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._rates: tuple[float, RatesTable] | None = None
         self._features: OrderedDict[int, LocalFeatures] = OrderedDict()
-        self._filters: OrderedDict[str, tuple[str, IdFilter]] = OrderedDict()
+        self._filters: OrderedDict[str, tuple[str, IdSet]] = OrderedDict()
 
     # -- shared state, refreshed when an import publishes a new generation ----------
 
@@ -131,7 +130,7 @@ class SearchEngine:
         A catalog that cannot be searched (an index of another embedder, a
         missing generation) is ``CatalogUnavailable``, with the way out.
         """
-        generation = self.workspace.generation()
+        generation = self.parts.generation()
         with self._lock:
             if self._snapshot is None or self._snapshot.generation != generation:
                 self._snapshot = self._load_snapshot(self._snapshot)
@@ -139,38 +138,37 @@ class SearchEngine:
 
     def _load_snapshot(self, previous: Snapshot | None) -> Snapshot:
         known = previous.owners if previous is not None else np.zeros(0, np.int64)
-        cache = {name: segment for name, segment in previous.index.segments} if previous is not None else {}
         for attempt in range(3):
             try:
-                generation, ids, owners = self.workspace.catalog.owners_since(GENERATION_KEY, len(known) - 1)
-                index = self.workspace.load_index(generation, mmap=True, cache=cache)
+                generation, ids, owners = self.parts.catalog.owners_since(GENERATION_KEY, len(known) - 1)
+                index = self.parts.open_index(generation, reuse=previous.index if previous else None, mmap=True)
                 break
             except CatalogError as exc:
                 # A write may have replaced (and swept) the generation just read: read it again.
-                if attempt == 2 or self.workspace.generation() == generation:
+                if attempt == 2 or self.parts.generation() == generation:
                     raise RequestError(ErrorCode.CatalogUnavailable, reason=str(exc)) from exc
         table = known
         if len(ids):
             table = np.full(int(ids.max()) + 1, -1, np.int64)
             table[: len(known)] = known
             table[ids] = owners
-        return Snapshot(generation, index, table, same_thresholds_of(self.workspace))
+        return Snapshot(generation, index, table, same_thresholds_of(self.parts))
 
     def rates(self) -> RatesTable:
         """The rates table, re-read when ``rates import`` replaces it."""
-        path = self.workspace.data_dir / RATES_FILE
+        path = self.parts.data_dir / RATES_FILE
         stamp = path.stat().st_mtime if path.exists() else 0.0
         with self._lock:
             if self._rates is None or self._rates[0] != stamp:
-                self._rates = (stamp, self.workspace.rates())
+                self._rates = (stamp, self.parts.rates())
             return self._rates[1]
 
     # -- the search itself -------------------------------------------------------
 
     def embed_query(self, data: bytes, param: str = "image") -> tuple[Image.Image, np.ndarray]:
         """Decode the query exactly as catalog images are decoded, and embed it (``param`` names it in errors)."""
-        embedder = self.workspace.embedder
-        image = decode_image(data, self.workspace.decode_limits, draft_size=draft_side(embedder.input_size), param=param)
+        embedder = self.parts.embedder
+        image = decode_image(data, self.parts.decode_limits, draft_size=draft_side(embedder.input_size), param=param)
         return image, embedder.embed([image])[0]
 
     def _candidate_features(self, image_ids: list[int]) -> dict[int, LocalFeatures]:
@@ -179,7 +177,7 @@ class SearchEngine:
             missing = [image_id for image_id in image_ids if image_id not in self._features]
         found = {
             image_id: extract(decode_image(thumbnail))
-            for image_id, thumbnail in self.workspace.catalog.thumbnails(missing).items()
+            for image_id, thumbnail in self.parts.catalog.thumbnails(missing).items()
         }
         with self._lock:
             self._features.update(found)
@@ -187,7 +185,7 @@ class SearchEngine:
                 self._features.popitem(last=False)
             return {image_id: self._features[image_id] for image_id in image_ids if image_id in self._features}
 
-    def _shipping(self, country: str | None) -> IdFilter | None:
+    def _shipping(self, country: str | None) -> IdSet | None:
         """The images of products that ship to ``country``, as a filter searches apply inside the index.
 
         Cached per country until the catalog changes (a shipping change writes
@@ -195,14 +193,14 @@ class SearchEngine:
         """
         if country is None:
             return None
-        version = self.workspace.catalog.get_meta(LAST_WRITE_KEY, "") or ""
+        version = self.parts.catalog.get_meta(LAST_WRITE_KEY, "") or ""
         with self._lock:
             cached = self._filters.get(country)
             if cached is not None and cached[0] == version:
                 self._filters.move_to_end(country)
                 return cached[1]
-        version, ids = self.workspace.catalog.images_shipping_to(country)
-        only = IdFilter(ids)
+        version, ids = self.parts.catalog.images_shipping_to(country)
+        only = IdSet(ids)
         with self._lock:
             self._filters[country] = (version, only)
             while len(self._filters) > FILTER_CACHE:
@@ -210,10 +208,9 @@ class SearchEngine:
         return only
 
     @staticmethod
-    def _neighbours(snapshot: Snapshot, vector: np.ndarray, k: int, only: IdFilter | None = None) -> tuple[list[RankedItem], float]:
+    def _neighbours(snapshot: Snapshot, vector: np.ndarray, k: int, only: IdSet | None = None) -> tuple[list[RankedItem], float]:
         """Products ranked by their best image among the ``k`` nearest (among ``only``'s ids), and the k-th score."""
-        index: SegmentedIndex = snapshot.index
-        scores, ids = index.search(vector[None, :], k, only=only)
+        scores, ids = snapshot.index.search(vector[None, :], k, only=only)
         found = ids[0] >= 0
         ranked = aggregate(scores[0][found], ids[0][found], snapshot.owners)
         return ranked, float(scores[0][found][-1]) if found.any() else 0.0
@@ -295,7 +292,7 @@ class SearchEngine:
             chosen = self.rank_similar(vector, params.ship_to)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        keys = self.workspace.catalog.sort_keys([item.product_pk for item in chosen])
+        keys = self.parts.catalog.sort_keys([item.product_pk for item in chosen])
         chosen = [item for item in chosen if item.product_pk in keys]
         rates = self.rates()
         ordered = sort_items(
@@ -356,7 +353,7 @@ class SearchEngine:
     ) -> SearchPage:
         start = (page_no - 1) * page_size
         slice_ = result.items[start : start + page_size]
-        views = self.workspace.catalog.products_by_pk([item.product_pk for item in slice_])
+        views = self.parts.catalog.products_by_pk([item.product_pk for item in slice_])
         items = [PageItem(views[item.product_pk], item.score, item.image_id) for item in slice_ if item.product_pk in views]
         total = len(result.items)
         has_next = page_no < math.ceil(total / page_size)
@@ -382,26 +379,26 @@ class SearchEngine:
             self.snapshot()
         except RequestError:
             return
-        self.workspace.embedder.embed([Image.new("RGB", (64, 64), (255, 255, 255))])
+        self.parts.embedder.embed([Image.new("RGB", (64, 64), (255, 255, 255))])
 
     def match_images(self, product: ProductView, data: bytes, param: str) -> dict[int, float]:
         """How similar each image of ``product`` is to the photo ``data`` (cosine, clipped to [0, 1])."""
         _, vector = self.embed_query(data, param)
-        ids, vectors = self.workspace.catalog.vectors(list(product.image_ids))
+        ids, vectors = self.parts.catalog.vectors(list(product.image_ids))
         return {int(image_id): min(1.0, max(0.0, float(score))) for image_id, score in zip(ids, vectors @ vector, strict=True)}
 
     def overview(self) -> dict[str, Any]:
         """Counts, embedder, index, last write, rates and defaults: what ``/v1/catalog`` shows."""
         snapshot = self.snapshot()
         rates = self.rates()
-        catalog = self.workspace.catalog
+        catalog = self.parts.catalog
         last = catalog.get_meta(LAST_WRITE_KEY)
         return {
             **catalog.counts(),
             "embedder": catalog.get_meta(EMBEDDER_KEY),
             "index": {
                 "kind": snapshot.index.kind, "vectors": len(snapshot.index), "generation": snapshot.generation,
-                "segments": len(snapshot.index.segments), "tombstones": len(snapshot.index.tombstones),
+                "segments": snapshot.index.segment_count, "tombstones": snapshot.index.tombstone_count,
             },
             "last_write_at": iso_time(float(last)) if last else None,
             "rates": {"base": rates.base, "date": rates.date.isoformat(), "currencies": sorted(rates.rates)},
@@ -414,12 +411,12 @@ class SearchEngine:
         self.results.close()
 
 
-def same_thresholds_of(workspace: Workspace) -> SameThresholds:
+def same_thresholds_of(parts: Parts) -> SameThresholds:
     """The catalog's own calibration (``imagesearch calibrate``) if any, else the settings."""
-    stored = workspace.catalog.get_meta(CALIBRATION_KEY)
+    stored = parts.catalog.get_meta(CALIBRATION_KEY)
     if stored:
         return SameThresholds.from_json(stored)
-    return SameThresholds(workspace.settings.same_min_inliers, workspace.settings.same_margin)
+    return SameThresholds(parts.settings.same_min_inliers, parts.settings.same_margin)
 
 
 def iso_time(epoch: float) -> str:

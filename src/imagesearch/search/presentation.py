@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..catalog.store import Category, ProductView
+from ..catalog.base import Category, ProductView
 from ..i18n import pick_text
 from ..pricing.money import convert, discount_percent
 from ..pricing.rates import RatesTable

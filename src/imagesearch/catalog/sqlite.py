@@ -1,7 +1,7 @@
-"""The catalog store: one SQLite file (WAL mode) behind a small read/write API.
+"""The embedded catalog: one SQLite file (WAL mode) behind the catalog protocols of ``base.py``.
 
 Readers (searches, possibly in several server workers) never block the single
-writer (an import) thanks to WAL.  Writes go through :meth:`Catalog.writer`, a
+writer (an import) thanks to WAL.  Writes go through :meth:`SqliteCatalog.writer`, a
 transaction the caller commits only once the index matching it is on disk, so
 the catalog and the index change together or not at all.
 """
@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
+from .base import Blob, Category, ProductView, SortKey
 from .meta import LAST_WRITE_KEY
 from .records import ProductRecord
 from .schema import (
@@ -48,57 +48,9 @@ from .schema import (
 CATALOG_FILE = "catalog.sqlite"
 #: SQLite's bound-parameter limit is 32766; stay well below it.
 CHUNK = 900
-
-
-@dataclass(frozen=True)
-class Category:
-    """One category level of a product, with its names per language."""
-
-    id: str
-    names: dict[str, str]
-
-
-@dataclass(frozen=True)
-class ProductView:
-    """Everything a search result needs about a product."""
-
-    pk: int
-    product_id: str
-    shop_id: int
-    titles: dict[str, str]
-    first_category: Category | None
-    second_category: Category | None
-    sale_price: Decimal
-    original_price: Decimal | None
-    currency: str
-    volume: int
-    evaluate_rate: Decimal | None
-    ship_from: str | None
-    ship_to: tuple[str, ...] | None
-    detail_url: str
-    image_ids: tuple[int, ...] = field(default=())
-    image_sources: tuple[str, ...] = field(default=())
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """The fields results are sorted by."""
-
-    product_id: str
-    sale_price: Decimal
-    currency: str
-    volume: int
-
-
-@dataclass(frozen=True)
-class Blob:
-    """A distinct image content: thumbnail and embedding, keyed by SHA-256."""
-
-    sha256: str
-    width: int
-    height: int
-    thumbnail: bytes
-    embedding: np.ndarray
+#: Embeddings are kept at half precision: the index is rebuilt and its reduction re-learned from them.
+STORED_AS = "float16"
+FORMATS = {"float16": np.float16, "float32": np.float32}
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
@@ -126,7 +78,7 @@ def _sqlite_engine(path: Path) -> Engine:
     return engine
 
 
-class Catalog:
+class SqliteCatalog:
     """Products, texts, shipping, categories and images of one data directory."""
 
     def __init__(self, data_dir: Path) -> None:
@@ -145,12 +97,19 @@ class Catalog:
             columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(products)")}
             if "fingerprint" not in columns:
                 connection.exec_driver_sql("ALTER TABLE products ADD COLUMN fingerprint VARCHAR(64)")
+            columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(image_blobs)")}
+            if "embedding_format" not in columns:
+                connection.exec_driver_sql("ALTER TABLE image_blobs ADD COLUMN embedding_format VARCHAR(8) NOT NULL DEFAULT 'float32'")
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 index.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def size_bytes(self) -> int:
+        """Bytes on disk: the database and its write-ahead log."""
+        return sum(path.stat().st_size for path in self.path.parent.glob(f"{CATALOG_FILE}*"))
 
     # -- reading -------------------------------------------------------------
 
@@ -247,7 +206,7 @@ class Catalog:
         """image id -> stored JPEG thumbnail."""
         found: dict[int, bytes] = {}
         with self.reader() as connection:
-            for chunk in _chunks(list(image_ids)):
+            for chunk in _chunks([int(image_id) for image_id in image_ids]):
                 for image_id, thumbnail in connection.execute(
                     select(images.c.id, image_blobs.c.thumbnail)
                     .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
@@ -301,25 +260,26 @@ class Catalog:
                         "width": blob.width,
                         "height": blob.height,
                         "thumbnail": blob.thumbnail,
-                        "embedding": np.ascontiguousarray(blob.embedding, dtype=np.float32).tobytes(),
+                        "embedding": _encode(blob.embedding),
+                        "embedding_format": STORED_AS,
                     }
                     for blob in blobs
                 ],
             )
 
     @contextmanager
-    def writer(self) -> Iterator[CatalogWriter]:
+    def writer(self) -> Iterator[SqliteCatalogWriter]:
         """A write transaction (BEGIN IMMEDIATE): committed if the block ends normally."""
         with self.engine.connect() as connection:
             connection.info["write"] = True
             try:
                 with connection.begin():
-                    yield CatalogWriter(connection)
+                    yield SqliteCatalogWriter(connection)
             finally:
                 connection.info.pop("write", None)
 
 
-class CatalogWriter:
+class SqliteCatalogWriter:
     """Write operations inside one transaction."""
 
     def __init__(self, connection: Connection) -> None:
@@ -457,24 +417,15 @@ class CatalogWriter:
         """(ids, embeddings) of the given images, for adding them to the index."""
         return _vectors_for(self.connection, image_ids)
 
-    def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every (image ids, embeddings) pair, in batches, for rebuilding an index."""
-        result = self.connection.execute(
-            select(images.c.id, image_blobs.c.embedding)
-            .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
-            .order_by(images.c.id)
-        )
-        while rows := result.fetchmany(batch):
-            yield (
-                np.array([row[0] for row in rows], dtype=np.int64),
-                np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows]),
-            )
+    def image_ids(self) -> np.ndarray:
+        """Every image id, ascending (to rebuild an index, reading their vectors in batches)."""
+        return np.fromiter(self.connection.scalars(select(images.c.id).order_by(images.c.id)), dtype=np.int64)
 
     def replace_embeddings(self, embeddings: dict[str, np.ndarray]) -> None:
         """Overwrite stored embeddings (re-embedding with a new model)."""
         for sha, vector in embeddings.items():
             self.connection.execute(
-                update(image_blobs).where(image_blobs.c.sha256 == sha).values(embedding=np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+                update(image_blobs).where(image_blobs.c.sha256 == sha).values(embedding=_encode(vector), embedding_format=STORED_AS)
             )
 
     def drop_unused_blobs(self, everything: bool = False) -> int:
@@ -502,17 +453,21 @@ class CatalogWriter:
         return removed
 
 
+def _encode(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=STORED_AS).tobytes()
+
+
 def _vectors_for(connection: Connection, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     ids: list[int] = []
     vectors: list[np.ndarray] = []
-    for chunk in _chunks(list(image_ids)):
-        for image_id, embedding in connection.execute(
-            select(images.c.id, image_blobs.c.embedding)
+    for chunk in _chunks([int(image_id) for image_id in image_ids]):
+        for image_id, embedding, stored_as in connection.execute(
+            select(images.c.id, image_blobs.c.embedding, image_blobs.c.embedding_format)
             .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
             .where(images.c.id.in_(chunk))
         ):
             ids.append(image_id)
-            vectors.append(np.frombuffer(embedding, dtype=np.float32))
+            vectors.append(np.frombuffer(embedding, dtype=FORMATS[stored_as]).astype(np.float32))
     if not ids:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
     return np.array(ids, dtype=np.int64), np.stack(vectors)

@@ -1,0 +1,23 @@
+"""Catalogs by name, as configuration chooses them (``catalog_store``; default ``sqlite``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..config import ConfigError, Settings
+from .base import Catalog
+from .sqlite import SqliteCatalog
+
+#: Each backend, built from the settings (a server catalog reads its URL from them).
+BACKENDS: dict[str, Callable[[Settings], Catalog]] = {
+    "sqlite": lambda settings: SqliteCatalog(settings.data_dir),
+}
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The catalog ``settings.catalog_store`` names."""
+    try:
+        factory = BACKENDS[settings.catalog_store]
+    except KeyError:
+        raise ConfigError(f"catalog_store must be one of {', '.join(sorted(BACKENDS))}, not {settings.catalog_store!r}") from None
+    return factory(settings)

@@ -1,0 +1,58 @@
+"""The learned reduction of embeddings before they enter the index (e.g. 1280 -> 256 dimensions).
+
+Why an *uncentred* principal subspace, not PCA or whitening: the index must
+keep answering cosine similarities, because the ``same``/``similar``
+thresholds are cosines.  Projecting on the top eigenvectors of the catalog's
+second-moment matrix keeps the inner product of two vectors up to the part of
+them outside the subspace (``q.x = Pq.Px + q.r``), so scores keep their
+meaning, and a catalog smaller than the target dimension is kept exactly.
+Centring would shift every score; whitening reweights the dimensions and
+lowered retrieval quality on our data (see ``notes/quality-levers.md``).
+The projection is learned from the catalog at each base build and stored
+beside the segments that use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+#: Vectors used to learn a projection (a random sample of the catalog above this).
+SAMPLE = 100_000
+
+
+class Projection:
+    """A (input dim x output dim) orthonormal basis; vectors are multiplied by it."""
+
+    def __init__(self, basis: np.ndarray) -> None:
+        self.basis = np.ascontiguousarray(basis, dtype=np.float32)
+
+    @property
+    def dim_in(self) -> int:
+        return int(self.basis.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.basis.shape[1])
+
+    @classmethod
+    def learn(cls, sample: np.ndarray, dim: int) -> Projection | None:
+        """The top-``dim`` principal subspace of ``sample`` (uncentred); None when nothing would be reduced."""
+        sample = np.asarray(sample, dtype=np.float32)
+        if dim <= 0 or sample.shape[1] <= dim or not len(sample):
+            return None
+        moment = sample.T.astype(np.float64) @ sample.astype(np.float64)
+        _, vectors = np.linalg.eigh(moment)  # ascending eigenvalues
+        return cls(vectors[:, ::-1][:, :dim])
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(vectors, dtype=np.float32) @ self.basis)
+
+    def save(self, handle: BinaryIO) -> None:
+        np.save(handle, self.basis)
+
+    @classmethod
+    def load(cls, path: Path) -> Projection:
+        return cls(np.load(path))
