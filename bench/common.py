@@ -1,14 +1,15 @@
-"""Shared helpers of the benchmarks: dataset discovery, image loading, batching, the machine."""
+"""Shared helpers of the benchmarks: dataset discovery, image loading, batching, the machine, exact search, memory."""
 
 from __future__ import annotations
 
 import os
 import platform
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from PIL import Image
 
 from imagesearch.vision.decode import decode_image
@@ -49,3 +50,44 @@ def machine() -> str:
 
 def today() -> str:
     return time.strftime("%Y-%m-%d")
+
+
+def exact_top(read: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """The true top-``k`` ids among ``ids`` for each query: inner products with the full-precision
+    vectors ``read`` returns (the catalog's), streamed in batches so a million fit in memory."""
+    best_ids = np.zeros((len(queries), 0), np.int64)
+    best_scores = np.zeros((len(queries), 0), np.float32)
+    for start in range(0, len(ids), 50_000):
+        found, vectors = read(ids[start : start + 50_000])
+        if not len(found):
+            continue
+        scores = np.concatenate([best_scores, queries @ vectors.T], axis=1)
+        candidates = np.concatenate([best_ids, np.broadcast_to(found, (len(queries), len(found)))], axis=1)
+        keep = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        best_scores, best_ids = np.take_along_axis(scores, keep, axis=1), np.take_along_axis(candidates, keep, axis=1)
+    return best_ids
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    """Mean share of each query's true top-``k`` that ``found``'s first ``k`` hold."""
+    return round(float(np.mean([len(set(f[:k].tolist()) & set(t[:k].tolist())) / min(k, len(t)) for f, t in zip(found, truth)])), 4)
+
+
+def peak_rss_reset() -> None:
+    """Start a new peak-memory measurement (Linux: VmHWM is reset by writing 5 to clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident memory since the last :func:`peak_rss_reset` (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0

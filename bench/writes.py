@@ -32,8 +32,8 @@ import numpy as np
 from common import RESULTS, load_image, machine, today
 from speed import photos, synthetic_catalog
 
+from imagesearch.catalog.base import Blob, CatalogWriter
 from imagesearch.catalog.records import validate_record
-from imagesearch.catalog.store import Blob, CatalogWriter
 from imagesearch.config import load_settings
 from imagesearch.ingest.compact import compact
 from imagesearch.ingest.importer import commit_changes, delete_products
@@ -58,16 +58,12 @@ def record(number: int, sale: str) -> object:
     }, "en")
 
 
-def run(size: int, seeds: np.ndarray, repeats: int) -> dict:
-    data_dir = RESULTS / f"writes-{size}"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    workspace = Workspace(load_settings(data_dir).with_overrides(model_cache_dir=str(RESULTS / "models"), compact_delta_ratio=1e9,
-                                                                  compact_max_deltas=10**6))
-    rng = np.random.default_rng(size)
-    build_seconds = synthetic_catalog(workspace, size, seeds, rng)
+def write_costs(workspace: Workspace, size: int, seeds: np.ndarray, rng: np.random.Generator, repeats: int) -> dict:
+    """Median time and bytes of a price change, an image added and a product deleted on ``workspace``'s catalog
+    (products ``s0``..``s<size-1>`` with one image each, as :func:`speed.synthetic_catalog` makes them)."""
     samples: dict[str, list[dict[str, float]]] = {"price_change": [], "image_added": [], "product_deleted": []}
     for attempt in range(repeats):
-        target = int(rng.integers(0, size))
+        target = int(rng.integers(len(seeds), size))
 
         def price(writer: CatalogWriter, number: int = target) -> tuple[list[int], list[int]]:
             return writer.upsert_product(record(number, str(Decimal(attempt + 2) / 4)), [""], [f"{number:064x}"])
@@ -82,18 +78,10 @@ def run(size: int, seeds: np.ndarray, repeats: int) -> dict:
             return writer.upsert_product(record(size + attempt, "1.00"), [""], [sha])
 
         samples["image_added"].append(measured(lambda: commit_changes(workspace, added)))
-        victim = int(rng.integers(0, size))
+        victim = int(rng.integers(len(seeds), size))
         samples["product_deleted"].append(measured(lambda: delete_products(workspace, [f"s{victim}"])))
-    state = workspace.index_state()
-    compaction = measured(lambda: compact(workspace))
     float32_index = size * 1280 * 4
-    report = {
-        "images": size,
-        "catalog_commit_s": round(build_seconds, 1),
-        "float32_index_bytes": float32_index,
-        "before_compaction": {"segments": len(state.segments), "tombstones": state.tombstone_count},
-        "compaction": compaction,
-    }
+    report: dict = {"float32_index_bytes": float32_index}
     for name, rows in samples.items():
         report[name] = {
             "ms_p50": round(float(np.median([row["ms"] for row in rows])), 2),
@@ -101,6 +89,32 @@ def run(size: int, seeds: np.ndarray, repeats: int) -> dict:
             "wchar_p50": int(np.median([row["wchar"] for row in rows])),
             "share_of_float32_index": round(float(np.median([row["write_bytes"] for row in rows])) / float32_index, 5),
         }
+    return report
+
+
+def no_auto_compaction(data_dir: Path, **overrides: object) -> Workspace:
+    """A workspace whose writes never trigger a compaction (so each write is measured alone)."""
+    return Workspace(load_settings(data_dir).with_overrides(
+        model_cache_dir=str(RESULTS / "models"), compact_delta_ratio=1e9, compact_max_deltas=10**6, **overrides,
+    ))
+
+
+def run(size: int, seeds: np.ndarray, repeats: int) -> dict:
+    data_dir = RESULTS / f"writes-{size}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    workspace = no_auto_compaction(data_dir)
+    rng = np.random.default_rng(size)
+    build_seconds = synthetic_catalog(workspace, size, seeds, rng)
+    costs = write_costs(workspace, size, seeds, rng, repeats)
+    state = workspace.index_state()
+    compaction = measured(lambda: compact(workspace))
+    report = {
+        "images": size,
+        "catalog_commit_s": round(build_seconds, 1),
+        "before_compaction": {"segments": len(state.segments), "tombstones": state.tombstone_count},
+        "compaction": compaction,
+        **costs,
+    }
     workspace.close()
     shutil.rmtree(data_dir, ignore_errors=True)
     return report

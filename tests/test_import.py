@@ -311,3 +311,26 @@ def test_embeddings_are_kept_in_float16_and_rows_of_the_earlier_float32_format_s
     ids, vectors = reopened.catalog.vectors([1])
     assert ids.tolist() == [1] and vectors.dtype == np.float32 and np.array_equal(vectors[0], old)
     reopened.close()
+
+
+def test_a_file_changed_between_the_two_reads_changes_nothing(tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phase 2 reads the file again (nothing is held in memory): if it changed since phase 1, the import is refused whole."""
+    from imagesearch.errors import CatalogError
+    from imagesearch.ingest import importer
+
+    import_file(workspace, write_catalog(tmp_path / "first", 3))
+    before = snapshot(workspace)
+    path = write_catalog(tmp_path / "second", 4, seed_offset=100)
+    real_prepare = importer._prepare
+
+    def prepare_then_edit(*args: Any, **kwargs: Any) -> Any:
+        errors = real_prepare(*args, **kwargs)
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join(reversed(lines)) + "\n")  # same products, other lines
+        return errors
+
+    monkeypatch.setattr(importer, "_prepare", prepare_then_edit)
+    with pytest.raises(CatalogError, match="changed while it was being imported"):
+        import_file(workspace, path, replace=True)
+    assert snapshot(workspace) == before
+    assert not list(workspace.data_dir.glob(".import-*"))  # the scratch file is gone

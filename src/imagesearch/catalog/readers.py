@@ -118,25 +118,35 @@ def _csv_rows(path: Path, default_lang: str) -> Iterator[tuple[int, str, Any]]:
             yield line, raw, _csv_to_dict(row, default_lang)
 
 
-def read_catalog_file(path: Path, default_lang: str, file_format: str | None = None) -> tuple[list[Row], list[RowError]]:
-    """Validate every row of ``path``; ``file_format`` is "jsonl" or "csv" (default: by extension)."""
+def iter_catalog_file(path: Path, default_lang: str, file_format: str | None = None) -> Iterator[Row | RowError]:
+    """Each row of ``path``, validated, in file order: a file of any size streams through.
+
+    ``file_format`` is "jsonl" or "csv" (default: by extension).  What is kept
+    while reading is each product id's line (to refuse a repeated id), not the rows.
+    """
     kind = file_format or ("csv" if path.suffix.lower() in (".csv", ".tsv") else "jsonl")
-    rows: list[Row] = []
-    errors: list[RowError] = []
     seen: dict[str, int] = {}
     for line, raw, data in (_csv_rows(path, default_lang) if kind == "csv" else _jsonl_rows(path)):
         if isinstance(data, RowError):
-            errors.append(RowError(data.line, data.reason, None, raw))
+            yield RowError(data.line, data.reason, None, raw)
             continue
         product_id = str(data.get("product_id")) if isinstance(data, dict) and data.get("product_id") is not None else None
         try:
             record = validate_record(data, default_lang)
         except ValueError as exc:
-            errors.append(RowError(line, str(exc), product_id, raw))
+            yield RowError(line, str(exc), product_id, raw)
             continue
         if record.product_id in seen:
-            errors.append(RowError(line, f"product_id {record.product_id} already appears on line {seen[record.product_id]}", record.product_id, raw))
+            yield RowError(line, f"product_id {record.product_id} already appears on line {seen[record.product_id]}", record.product_id, raw)
             continue
         seen[record.product_id] = line
-        rows.append(Row(line, record))
+        yield Row(line, record)
+
+
+def read_catalog_file(path: Path, default_lang: str, file_format: str | None = None) -> tuple[list[Row], list[RowError]]:
+    """Every valid row and every rejected one of ``path`` (see :func:`iter_catalog_file`)."""
+    rows: list[Row] = []
+    errors: list[RowError] = []
+    for item in iter_catalog_file(path, default_lang, file_format):
+        (rows if isinstance(item, Row) else errors).append(item)  # type: ignore[arg-type]
     return rows, errors

@@ -458,19 +458,26 @@ def _encode(vector: np.ndarray) -> bytes:
 
 
 def _vectors_for(connection: Connection, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    ids: list[int] = []
-    vectors: list[np.ndarray] = []
-    for chunk in _chunks([int(image_id) for image_id in image_ids]):
-        for image_id, embedding, stored_as in connection.execute(
-            select(images.c.id, image_blobs.c.embedding, image_blobs.c.embedding_format)
-            .join(image_blobs, images.c.sha256 == image_blobs.c.sha256)
-            .where(images.c.id.in_(chunk))
-        ):
-            ids.append(image_id)
-            vectors.append(np.frombuffer(embedding, dtype=FORMATS[stored_as]).astype(np.float32))
-    if not ids:
+    """(ids found, float32 embeddings) in ascending id order.
+
+    On the search path (re-ranking a query's candidates), so it talks to the
+    driver directly: a few hundred rows cost about a millisecond instead of three.
+    """
+    driver = connection.connection.driver_connection
+    rows: list[tuple[int, bytes, str]] = []
+    for chunk in _chunks(sorted({int(image_id) for image_id in image_ids})):
+        rows.extend(driver.execute(  # type: ignore[union-attr]
+            "SELECT images.id, image_blobs.embedding, image_blobs.embedding_format FROM images "
+            f"JOIN image_blobs ON images.sha256 = image_blobs.sha256 WHERE images.id IN ({','.join('?' * len(chunk))}) "
+            "ORDER BY images.id",
+            chunk,
+        ).fetchall())
+    if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    return np.array(ids, dtype=np.int64), np.stack(vectors)
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    if all(row[2] == STORED_AS for row in rows):
+        return ids, np.frombuffer(b"".join(row[1] for row in rows), dtype=FORMATS[STORED_AS]).reshape(len(rows), -1).astype(np.float32)
+    return ids, np.stack([np.frombuffer(row[1], dtype=FORMATS[row[2]]).astype(np.float32) for row in rows])
 
 
 def _get_meta(connection: Connection, key: str, default: str | None) -> str | None:

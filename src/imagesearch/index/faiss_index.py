@@ -239,10 +239,6 @@ class FaissIndex:
         index = faiss.read_index(str(directory / INDEX_FILE), flags)
         return cls(index, state["structure"], settings, state.get("projection"), np.asarray(state.get("tombstones", []), np.int64))
 
-    def memory_bytes(self) -> int:
-        """What this segment holds in RAM (its serialised size: codes, ids, graph or cells)."""
-        return int(faiss.serialize_index(self._index).nbytes) if self._index.ntotal else 0
-
 
 def _selector(only: IdSet) -> faiss.IDSelector:
     """``only`` as a FAISS bitmap selector over ids (built once per set)."""

@@ -181,7 +181,7 @@ class FaissStore:
         if self.settings.dim <= 0 or len(ids) < MIN_LEARN:
             return None
         sample = np.random.default_rng(len(ids)).choice(ids, min(len(ids), SAMPLE), replace=False)
-        return Projection.learn(np.concatenate([read(part)[1] for part in batches(np.sort(sample), BUILD_BATCH)]), self.settings.dim)
+        return Projection.learn((read(part)[1] for part in batches(np.sort(sample), BUILD_BATCH)), self.settings.dim)
 
     def _write_projection(self, projection: Projection) -> str:
         name = f"{self._next_name('proj')}.npy"

@@ -14,6 +14,7 @@ beside the segments that use it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,12 +39,21 @@ class Projection:
         return int(self.basis.shape[1])
 
     @classmethod
-    def learn(cls, sample: np.ndarray, dim: int) -> Projection | None:
-        """The top-``dim`` principal subspace of ``sample`` (uncentred); None when nothing would be reduced."""
-        sample = np.asarray(sample, dtype=np.float32)
-        if dim <= 0 or sample.shape[1] <= dim or not len(sample):
+    def learn(cls, sample: np.ndarray | Iterable[np.ndarray], dim: int) -> Projection | None:
+        """The top-``dim`` principal subspace of ``sample`` (uncentred); None when nothing would be reduced.
+
+        ``sample`` may come in batches: only the (dim in x dim in) second-moment
+        matrix is kept, so learning from 100,000 vectors needs no more memory than one batch.
+        """
+        moment: np.ndarray | None = None
+        for batch in [sample] if isinstance(sample, np.ndarray) else sample:
+            batch = np.asarray(batch, dtype=np.float32)
+            if not len(batch):
+                continue
+            part = (batch.T @ batch).astype(np.float64)
+            moment = part if moment is None else moment + part
+        if moment is None or dim <= 0 or len(moment) <= dim:
             return None
-        moment = sample.T.astype(np.float64) @ sample.astype(np.float64)
         _, vectors = np.linalg.eigh(moment)  # ascending eigenvalues
         return cls(vectors[:, ::-1][:, :dim])
 

@@ -90,7 +90,3 @@ class SegmentedIndex:
         parts = [index.live_ids() for _, index in self.segments]
         ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return ids[~np.isin(ids, self.tombstones)] if len(self.tombstones) else ids
-
-    def memory_bytes(self) -> int:
-        """RAM the segments hold (codes, ids, graphs, cells), the reductions included."""
-        return sum(index.memory_bytes() for _, index in self.segments) + sum(p.basis.nbytes for p in self.projections.values())

@@ -1,24 +1,27 @@
 """The import pipeline: file -> validated rows -> image bytes -> blobs -> one atomic commit.
 
-Phase 1 (slow, resumable): read and validate every row, fetch every image,
-decode and embed only contents never seen before, and store those as
-content-addressed blobs.  Blobs are a cache: nothing references them yet, so
+Phase 1 (slow, resumable): read and validate the rows a chunk at a time, fetch
+every image, decode and embed only contents never seen before, and store those
+as content-addressed blobs; what phase 2 needs of each row goes to a scratch
+file, so a file of any size imports in bounded memory.  Blobs are a cache: nothing references them yet, so
 the catalog a reader sees has not changed.
-Phase 2 (fast, atomic): in one catalog transaction, upsert products, delete
-what ``--replace`` or ``delete`` removes, apply the same changes to a copy of
-the index, publish that copy as the next generation, record the generation,
-commit.  A crash anywhere leaves either the old or the new catalog+index.
+Phase 2 (fast, atomic): in one catalog transaction, upsert products (the file
+read again), delete what ``--replace`` or ``delete`` removes, publish what that
+changed in the index as the next generation, record the generation, commit.  A crash anywhere leaves either the old or the new catalog+index.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -26,15 +29,16 @@ from tqdm import tqdm
 
 from ..catalog.base import Blob, CatalogWriter
 from ..catalog.meta import EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY
-from ..catalog.readers import Row, RowError, read_catalog_file
+from ..catalog.readers import Row, RowError, iter_catalog_file
 from ..catalog.records import validate_record
-from ..errors import ImageSearchError, RequestError
+from ..errors import CatalogError, ImageSearchError, RequestError
 from ..parts import Parts
 from ..pricing.rates import RatesTable
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
 from .sources import FetchError, FetchSettings, fetch_all, is_url, resolve_local
 
 CHUNK_PRODUCTS = 64
+CHANGED_DURING_IMPORT = "the catalog file changed while it was being imported; nothing was changed: import it again"
 EMBED_BATCH = 16
 DECODE_THREADS = 2
 
@@ -121,17 +125,36 @@ def _embed_new(parts: Parts, contents: dict[str, bytes]) -> tuple[list[Blob], di
     return blobs, failures
 
 
-def _prepare(
-    parts: Parts, rows: list[Row], base_dir: Path, report: ImportReport, progress: bool
-) -> tuple[list[tuple[Row, list[str], list[str]]], list[RowError]]:
-    """Phase 1: fetch, embed and store new contents; returns rows with their sources and hashes."""
-    ready: list[tuple[Row, list[str], list[str]]] = []
+#: Where each phase reads the rows from, afresh: a catalog file is read twice rather than held in memory.
+RowSource = Callable[[], Iterable[Row | RowError]]
+
+
+def _chunks(items: Iterable[Row | RowError], size: int) -> Iterator[list[Row | RowError]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _prepare(parts: Parts, rows: RowSource, base_dir: Path, report: ImportReport, progress: bool, scratch: IO[str]) -> list[RowError]:
+    """Phase 1: fetch, embed and store new contents, a chunk of rows at a time; returns the rejected rows.
+
+    Each row ready for phase 2 leaves one line in ``scratch`` (its line
+    number, product id, image sources and content hashes), so memory stays
+    bounded whatever the size of the file.
+    """
     errors: list[RowError] = []
-    bar = tqdm(total=len(rows), unit="product", desc="import", disable=not progress)
+    rates = parts.rates()
+    bar = tqdm(unit="product", desc="import", disable=not progress)
     try:
-        for start in range(0, len(rows), CHUNK_PRODUCTS):
-            chunk = rows[start : start + CHUNK_PRODUCTS]
-            fetched = fetch_all((ref for row in chunk for ref in row.record.images), base_dir, FetchSettings.of(parts.settings))
+        for chunk in _chunks(rows(), CHUNK_PRODUCTS):
+            valid: list[Row] = []
+            for item in chunk:
+                refused = item if isinstance(item, RowError) else _unpriced(item, rates)
+                if refused is None:
+                    valid.append(item)  # type: ignore[arg-type]
+                else:
+                    errors.append(refused)
+            fetched = fetch_all((ref for row in valid for ref in row.record.images), base_dir, FetchSettings.of(parts.settings))
             hashes = {ref: hashlib.sha256(data).hexdigest() for ref, data in fetched.items() if isinstance(data, bytes)}
             known = parts.catalog.known_blobs(hashes.values())
             new_contents = {hashes[ref]: data for ref, data in fetched.items() if isinstance(data, bytes) and hashes[ref] not in known}
@@ -139,7 +162,7 @@ def _prepare(
             parts.catalog.store_blobs(blobs)
             report.images_embedded += len(blobs)
             report.images_reused += sum(1 for ref in hashes if hashes[ref] in known)
-            for row in chunk:
+            for row in valid:
                 problems = []
                 for ref in row.record.images:
                     outcome = fetched[ref]
@@ -151,33 +174,28 @@ def _prepare(
                     errors.append(RowError(row.line, "; ".join(problems), row.record.product_id, row.record.model_dump_json()))
                 else:
                     sources = [ref if is_url(ref) else str(resolve_local(ref, base_dir)) for ref in row.record.images]
-                    ready.append((row, sources, [hashes[ref] for ref in row.record.images]))
+                    scratch.write(json.dumps([row.line, row.record.product_id, sources, [hashes[ref] for ref in row.record.images]]) + "\n")
             bar.update(len(chunk))
     finally:
         bar.close()
-    return ready, errors
+    return errors
 
 
-def _priced_rows(rows: list[Row], rates: RatesTable) -> tuple[list[Row], list[RowError]]:
-    """Rows whose currency the rates table can convert, and an error for each other row.
+def _unpriced(row: Row, rates: RatesTable) -> RowError | None:
+    """The error of a row whose currency the rates table cannot convert, or None.
 
     A price that cannot be converted could not be shown in a shopper's
     currency, so it is refused here, naming the way to add rates.
     """
-    kept: list[Row] = []
-    errors: list[RowError] = []
-    for row in rows:
-        currency = row.record.price.currency
-        if currency in rates.rates:
-            kept.append(row)
-            continue
-        errors.append(RowError(
-            row.line,
-            f"price.currency: {currency} has no exchange rate in the rates table of {rates.date}; "
-            "add one first with `imagesearch rates import FILE` (the ECB daily XML or our JSON)",
-            row.record.product_id, row.record.model_dump_json(),
-        ))
-    return kept, errors
+    currency = row.record.price.currency
+    if currency in rates.rates:
+        return None
+    return RowError(
+        row.line,
+        f"price.currency: {currency} has no exchange rate in the rates table of {rates.date}; "
+        "add one first with `imagesearch rates import FILE` (the ECB daily XML or our JSON)",
+        row.record.product_id, row.record.model_dump_json(),
+    )
 
 
 def write_rejects(path: Path, errors: Sequence[RowError]) -> None:
@@ -230,15 +248,14 @@ def import_file(
     images_root: Path | None = None,
     progress: bool = False,
 ) -> ImportReport:
-    """Import a JSON Lines or CSV catalog file; see the module docstring for the guarantees.
+    """Import a JSON Lines or CSV catalog file of any size; see the module docstring for the guarantees.
 
     Relative image paths are resolved against ``images_root`` (default: the
-    file's folder) and may not leave it.
+    file's folder) and may not leave it.  The file is read once per phase.
     """
     with parts.write_lock():
-        rows, errors = read_catalog_file(path, parts.settings.default_lang, file_format)
         return _import_rows(
-            parts, rows, errors, images_root or path.parent,
+            parts, lambda: iter_catalog_file(path, parts.settings.default_lang, file_format), images_root or path.parent,
             replace=replace, skip_invalid=skip_invalid, rejects_path=rejects_path, progress=progress,
         )
 
@@ -256,13 +273,12 @@ def import_product(parts: Parts, data: object) -> ImportReport:
     if local:
         raise ImportRejected([RowError(1, f"images must be http(s) URLs here, not {local[0]!r}", record.product_id)])
     with parts.write_lock():
-        return _import_rows(parts, [Row(1, record)], [], Path("/nonexistent"), replace=False, skip_invalid=False)
+        return _import_rows(parts, lambda: [Row(1, record)], Path("/nonexistent"), replace=False, skip_invalid=False)
 
 
 def _import_rows(
     parts: Parts,
-    rows: list[Row],
-    errors: list[RowError],
+    rows: RowSource,
     base_dir: Path,
     *,
     replace: bool,
@@ -270,38 +286,49 @@ def _import_rows(
     rejects_path: Path | None = None,
     progress: bool = False,
 ) -> ImportReport:
-    """Phases 1 and 2 for validated rows (the caller holds the write lock)."""
+    """Phases 1 and 2 (the caller holds the write lock)."""
     started = time.perf_counter()
     report = ImportReport()
     parts.check_embedder(parts.catalog.get_meta(EMBEDDER_KEY))
-    rows, currency_errors = _priced_rows(rows, parts.rates())
-    errors = errors + currency_errors
-    ready, image_errors = _prepare(parts, rows, base_dir, report, progress)
-    errors = errors + image_errors
-    if errors and not skip_invalid:
-        raise ImportRejected(errors)
-    report.rejected = sorted(errors, key=lambda error: error.line)
-    if rejects_path is not None and errors:
-        write_rejects(rejects_path, report.rejected)
-    keep = {row.record.product_id for row, _, _ in ready} | {error.product_id for error in errors if error.product_id}
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=parts.data_dir, prefix=".import-") as scratch:
+        errors = _prepare(parts, rows, base_dir, report, progress, scratch)
+        if errors and not skip_invalid:
+            raise ImportRejected(errors)
+        report.rejected = sorted(errors, key=lambda error: error.line)
+        if rejects_path is not None and errors:
+            write_rejects(rejects_path, report.rejected)
+        keep = {error.product_id for error in errors if error.product_id}
 
-    def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
-        added: list[int] = []
-        removed: list[int] = []
-        for row, sources, shas in ready:
-            new, old = writer.upsert_product(row.record, sources, shas)
-            added.extend(new)
-            removed.extend(old)
-        report.products_unchanged = writer.unchanged
-        report.products_written = len(ready) - writer.unchanged
-        if replace:
-            deleted, images_gone = writer.delete_products(writer.product_ids_not_in(keep))
-            report.products_deleted = len(deleted)
-            removed.extend(images_gone)
-        report.images_added, report.images_removed = len(added), len(removed)
-        return added, removed
+        def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
+            added: list[int] = []
+            removed: list[int] = []
+            scratch.seek(0)
+            ready = (json.loads(line) for line in scratch)
+            pending = next(ready, None)
+            for item in rows():
+                if pending is None:
+                    break
+                if isinstance(item, Row) and item.line == pending[0]:
+                    if item.record.product_id != pending[1]:
+                        raise CatalogError(CHANGED_DURING_IMPORT)
+                    new, old = writer.upsert_product(item.record, pending[2], pending[3])
+                    added.extend(new)
+                    removed.extend(old)
+                    keep.add(item.record.product_id)
+                    report.products_written += 1
+                    pending = next(ready, None)
+            if pending is not None:
+                raise CatalogError(CHANGED_DURING_IMPORT)
+            report.products_unchanged = writer.unchanged
+            report.products_written -= writer.unchanged
+            if replace:
+                deleted, images_gone = writer.delete_products(writer.product_ids_not_in(keep))
+                report.products_deleted = len(deleted)
+                removed.extend(images_gone)
+            report.images_added, report.images_removed = len(added), len(removed)
+            return added, removed
 
-    report.generation = commit_changes(parts, change)
+        report.generation = commit_changes(parts, change)
     report.seconds = time.perf_counter() - started
     return report
 

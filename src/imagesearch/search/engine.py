@@ -207,13 +207,27 @@ class SearchEngine:
                 self._filters.popitem(last=False)
         return only
 
-    @staticmethod
-    def _neighbours(snapshot: Snapshot, vector: np.ndarray, k: int, only: IdSet | None = None) -> tuple[list[RankedItem], float]:
-        """Products ranked by their best image among the ``k`` nearest (among ``only``'s ids), and the k-th score."""
-        scores, ids = snapshot.index.search(vector[None, :], k, only=only)
-        found = ids[0] >= 0
-        ranked = aggregate(scores[0][found], ids[0][found], snapshot.owners)
-        return ranked, float(scores[0][found][-1]) if found.any() else 0.0
+    def nearest(self, snapshot: Snapshot, vector: np.ndarray, k: int, only: IdSet | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest images (among ``only``'s ids): (cosines, ids), best first.
+
+        The index answers in its compact space (a learned reduction, 8-bit
+        codes); its candidates are then re-ranked with the catalog's
+        full-precision embeddings, so every score a decision reads is the
+        exact cosine, and near-ties the compact codes cannot tell apart come
+        out in their true order (see BENCHMARKS.md).
+        """
+        _, ids = snapshot.index.search(vector[None, :], k, only=only)
+        found, vectors = self.parts.catalog.vectors(ids[0][ids[0] >= 0])
+        if not len(found):
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        scores = vectors @ vector
+        order = np.argsort(-scores, kind="stable")
+        return scores[order], found[order]
+
+    def _neighbours(self, snapshot: Snapshot, vector: np.ndarray, k: int, only: IdSet | None = None) -> list[RankedItem]:
+        """Products ranked by their best image among the ``k`` nearest (among ``only``'s ids)."""
+        scores, ids = self.nearest(snapshot, vector, k, only)
+        return aggregate(scores, ids, snapshot.owners)
 
     def same_evidence(
         self, image: Image.Image, vector: np.ndarray, ship_to: str | None, exclude: frozenset[int] = frozenset()
@@ -228,7 +242,7 @@ class SearchEngine:
         self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, ship_to: str | None, exclude: frozenset[int]
     ) -> SameEvidence:
         settings = self.settings
-        ranked, _ = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
+        ranked = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
         if exclude:
             ranked = [item for item in ranked if item.product_pk not in exclude]
         candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
@@ -258,7 +272,7 @@ class SearchEngine:
         k = min(len(snapshot.index), INITIAL_K)
         if not k:
             return []
-        ranked, _ = self._neighbours(snapshot, vector, k, self._shipping(ship_to))
+        ranked = self._neighbours(snapshot, vector, k, self._shipping(ship_to))
         return select_similar(ranked, settings.similar_min_score, settings.similar_cap)
 
     def parse(
