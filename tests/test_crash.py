@@ -90,7 +90,7 @@ PRELUDE = textwrap.dedent(
         # The index store's own steps, the same for a write and a compaction; False for any other point.
         from imagesearch.index import faiss_store as index_store
         if point in ("staging_written", "base_written"):
-            wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path))
+            wrap(index_store, "_fsync_dir", when=lambda path: ".staging-" in str(path) or ".building-" in str(path))
         elif point == "after_rename":
             wrap(index_store.os, "rename")
         elif point == "projection_written":

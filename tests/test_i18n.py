@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from imagesearch.errors import RequestError
-from imagesearch.i18n import normalize_language, parse_country, parse_language, pick_text
+from imagesearch.i18n import (
+    normalize_language,
+    parse_country,
+    parse_language,
+    pick_text,
+)
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def test_search_returns_best_first(count: int, seed: int) -> None:
     vectors = unit_vectors(count, seed=seed)
     builder = SegmentBuilder(32, "flat", count, FaissSettings())
     builder.add(np.arange(count), vectors)
-    scores, ids = builder.finish().search(vectors[:1], 10, None, np.zeros(0, np.int64))
+    scores, ids = builder.finish().search(vectors[:1], vectors[:1], 10, None, np.zeros(0, np.int64))
     assert ids[0, 0] == 0
     assert (np.diff(scores[0][ids[0] >= 0]) <= 1e-6).all()
 
@@ -213,3 +213,44 @@ def test_a_learned_reduction_is_stored_shared_by_deltas_and_relearned_by_compact
     queries = vectors[live[::50]]
     _, got = index.search(queries, 1)
     assert (got[:, 0] == live[::50]).all()  # each finds itself through the reduced spaces
+
+
+def test_a_state_of_a_newer_layout_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    store = FaissStore(tmp_path)
+    base_of(store, 1, np.arange(5), unit_vectors(5))
+    path = tmp_path / "state-00000001.json"
+    document = json.loads(path.read_text())
+    assert document["layout"] == 2
+    path.write_text(json.dumps({**document, "layout": 3, "shards": 4}))
+    with pytest.raises(CatalogError, match="newer version of imagesearch.*imagesearch reindex"):
+        store.open(1, EMBEDDER)
+
+
+def test_a_compact_segment_re_ranks_its_candidates_on_full_precision_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Codes find the candidates, full vectors score them: the scores are exact cosines and the order is exact."""
+    from imagesearch.index import faiss_store
+
+    monkeypatch.setattr(faiss_store, "MIN_LEARN", 100)
+    store = FaissStore(tmp_path, FaissSettings(kind="ivf", dim=16, nprobe=1000))
+    vectors = clustered(5000, seed=8)
+    base_of(store, 1, np.arange(5000), vectors)
+    index = store.open(1, EMBEDDER, mmap=True)
+    assert index.kind.startswith("ivf") and len(index.projections) == 1
+    queries = clustered(10, seed=9)
+    scores, ids = index.search(queries, 10)
+    stored = vectors.astype(np.float16).astype(np.float32)
+    assert np.allclose(scores, np.take_along_axis(queries @ stored.T, ids, axis=1), atol=1e-5)  # exact cosines
+    truth = exact(stored, np.arange(5000), queries, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids.tolist(), truth.tolist(), strict=True)]) >= 0.95
+
+
+def test_a_sweep_leaves_a_live_compaction_s_base_alone(tmp_path: Path) -> None:
+    import os
+
+    store = FaissStore(tmp_path)
+    base_of(store, 1, np.arange(5), unit_vectors(5))
+    mine, dead = tmp_path / f".building-{os.getpid()}-x", tmp_path / ".building-999999999-y"
+    mine.mkdir()
+    dead.mkdir()
+    store.sweep(keep=1)
+    assert mine.exists() and not dead.exists()

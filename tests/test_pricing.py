@@ -10,8 +10,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagesearch.errors import RequestError
-from imagesearch.pricing.money import convert, discount_percent, minor_digits, minor_units, parse_currency
-from imagesearch.pricing.rates import RatesError, RatesTable, load_rates, packaged_rates, parse_rates, save_rates
+from imagesearch.pricing.money import (
+    convert,
+    discount_percent,
+    minor_digits,
+    minor_units,
+    parse_currency,
+)
+from imagesearch.pricing.rates import (
+    RatesError,
+    RatesTable,
+    load_rates,
+    packaged_rates,
+    parse_rates,
+    save_rates,
+)
 
 RATES = RatesTable(
     base="EUR",

@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import numpy as np
 
-from imagesearch.search.ranking import aggregate, background, same_candidates, select_same, select_similar, sort_items
+from imagesearch.search.ranking import (
+    aggregate,
+    background,
+    same_candidates,
+    select_same,
+    select_similar,
+    sort_items,
+)
 from imagesearch.search.results import RankedItem
 
 

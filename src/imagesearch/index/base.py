@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-#: Reads the full-precision vectors of some image ids from the catalog: (ids found, vectors).
-#: Ids it cannot find (removed meanwhile) are simply left out.
+#: Reads the full-precision vectors of some image ids from the catalog: (ids found, vectors), in ascending id
+#: order.  Ids it cannot find (removed meanwhile) are simply left out.
 VectorReader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -154,6 +154,10 @@ class VectorStore(Protocol):
 
         A compaction names the state it folds (``folds``).
         """
+        ...
+
+    def discard(self, base: Any) -> None:
+        """Drop a prepared base that will not be published."""
         ...
 
     def publish_base(

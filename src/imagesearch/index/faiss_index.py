@@ -34,6 +34,9 @@ IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 EXACT_BELOW = 0.05
 INDEX_FILE = "vectors.faiss"
 STATE_FILE = "index.json"
+#: A compact segment's full-precision vectors (float16 rows, ascending id) and their ids, read through mmap to re-rank.
+EXACT_FILE = "exact.f16"
+EXACT_IDS_FILE = "exact-ids.npy"
 #: Training points per k-means cell of an ``ivf`` segment (FAISS warns below 39), and the k-means iterations.
 TRAIN_PER_CELL = 40
 TRAIN_ITERATIONS = 10
@@ -50,6 +53,8 @@ class FaissSettings:
     #: Dimensions kept by the learned reduction (0: keep the embedder's).
     dim: int = 256
     nprobe: int = 48
+    #: Candidates a compact segment re-ranks on its full-precision vectors (at least the k asked for).
+    rerank: int = 1000
     hnsw_m: int = 32
     ef_construction: int = 100
     ef_search: int = 128
@@ -138,6 +143,8 @@ class FaissIndex:
         #: Removed ids kept inside a segment of the earlier, single-index layout.
         self.own_tombstones = np.asarray(tombstones if tombstones is not None else [], dtype=np.int64)
         self._ids: np.ndarray | None = None
+        #: (ascending ids, their float16 full-precision vectors, memory-mapped) of a compact segment, else None.
+        self.exact: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def kind(self) -> str:
@@ -169,9 +176,35 @@ class FaissIndex:
         return ids[~np.isin(ids, self.own_tombstones)] if len(self.own_tombstones) else ids
 
     def search(
-        self, queries: np.ndarray, k: int, exclude: faiss.IDSelector | None, excluded: np.ndarray, only: IdSet | None = None
+        self,
+        queries: np.ndarray,
+        full: np.ndarray,
+        k: int,
+        exclude: faiss.IDSelector | None,
+        excluded: np.ndarray,
+        only: IdSet | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` (scores, ids) of already projected ``queries``, skipping ``excluded`` (``exclude`` is its selector)."""
+        """Top-``k`` (scores, ids) of ``queries`` (projected into this segment's space; ``full``: as embedded),
+        skipping ``excluded`` (``exclude`` is its selector).
+
+        A compact segment finds ``rerank`` candidates on its codes, then scores
+        them on its full-precision vectors: the scores returned are exact cosines.
+        """
+        if self.exact is None:
+            return self._search(queries, k, exclude, excluded, only)
+        _, candidates = self._search(queries, max(k, self.settings.rerank), exclude, excluded, only)
+        exact_ids, vectors = self.exact
+        scores = np.full(candidates.shape, -np.inf, np.float32)
+        for row, (query, found) in enumerate(zip(full, candidates, strict=True)):
+            valid = found >= 0
+            rows = np.searchsorted(exact_ids, found[valid])
+            scores[row, valid] = vectors[rows].astype(np.float32) @ query
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(candidates, order, axis=1)
+
+    def _search(
+        self, queries: np.ndarray, k: int, exclude: faiss.IDSelector | None, excluded: np.ndarray, only: IdSet | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         k = max(1, min(k, int(self._index.ntotal)))
         if len(self.own_tombstones):
             excluded = np.union1d(excluded, self.own_tombstones)
@@ -226,10 +259,11 @@ class FaissIndex:
 
     # -- persistence -------------------------------------------------------------
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, full_dim: int | None = None) -> None:
+        """Write the index (beside the exact vectors the build may have written there, of ``full_dim``)."""
         directory.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self._index, str(directory / INDEX_FILE))
-        state = {"structure": self.structure, "dim": self.dim, "projection": self.projection, "tombstones": []}
+        state = {"structure": self.structure, "dim": self.dim, "projection": self.projection, "tombstones": [], "full_dim": full_dim}
         (directory / STATE_FILE).write_text(json.dumps(state))
 
     @classmethod
@@ -237,7 +271,12 @@ class FaissIndex:
         state = json.loads((directory / STATE_FILE).read_text())
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(directory / INDEX_FILE), flags)
-        return cls(index, state["structure"], settings, state.get("projection"), np.asarray(state.get("tombstones", []), np.int64))
+        segment = cls(index, state["structure"], settings, state.get("projection"), np.asarray(state.get("tombstones", []), np.int64))
+        if (directory / EXACT_IDS_FILE).exists() and index.ntotal:
+            ids = np.load(directory / EXACT_IDS_FILE)
+            vectors = np.memmap(directory / EXACT_FILE, dtype=np.float16, mode="r", shape=(len(ids), int(state["full_dim"])))
+            segment.exact = (ids, vectors)
+        return segment
 
 
 def _selector(only: IdSet) -> faiss.IDSelector:

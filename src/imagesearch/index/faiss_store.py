@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,11 +30,14 @@ import numpy as np
 
 from ..errors import CatalogError
 from .base import IndexState, VectorIndex, VectorReader, batches
-from .faiss_index import STATE_FILE, FaissIndex, FaissSettings, SegmentBuilder
+from .faiss_index import EXACT_FILE, EXACT_IDS_FILE, STATE_FILE, FaissIndex, FaissSettings, SegmentBuilder
 from .projection import SAMPLE, Projection
 from .segments import SegmentedIndex, describe
 
 LEGACY_MANIFEST = "manifest.json"
+#: The state file's layout: 1 had no reductions, 2 names them.  A newer one is refused with the way out.
+LAYOUT = 2
+KNOWN_FIELDS = {item.name for item in fields(IndexState)}
 NUMBERED = re.compile(r"(?:seg|proj)-(\d{8})(?:\.npy)?")
 #: Vectors read from the catalog at a time while a segment is built (about 64 MB of 1280-d float32).
 BUILD_BATCH = 12_500
@@ -48,6 +51,8 @@ class BaseBuild:
 
     segment: FaissIndex
     reduction: Projection | None
+    #: Where its files are being written (renamed to a segment folder at publication).
+    staging: Path
     #: The segments and tombstones of the state it folds (a compaction), read when the build began.
     folded: tuple[str, ...] = ()
     folded_tombstones: np.ndarray | None = None
@@ -55,6 +60,16 @@ class BaseBuild:
     @property
     def count(self) -> int:
         return len(self.segment)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -93,6 +108,12 @@ class FaissStore:
         path = self._state_path(generation)
         if path.exists():
             data = json.loads(path.read_text())
+            layout = data.pop("layout", 1)
+            if layout > LAYOUT or not set(data) <= KNOWN_FIELDS:
+                raise CatalogError(
+                    f"{path} was written by a newer version of imagesearch (index layout {layout}; this version reads up to "
+                    f"{LAYOUT}): upgrade imagesearch, or rebuild the index from the catalog with `imagesearch reindex`"
+                )
             return IndexState(**{
                 **data, **{key: tuple(data.get(key, ())) for key in ("segments", "segment_sizes", "projections")},
             })
@@ -150,11 +171,15 @@ class FaissStore:
         numbers = [int(match.group(1)) for path in self.root.iterdir() if (match := NUMBERED.fullmatch(path.name))]
         return f"{prefix}-{max(numbers, default=0) + 1:08d}"
 
-    def _write_segment(self, index: FaissIndex) -> str:
-        """``index`` as a new segment folder: complete and durable before it has its name."""
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+    def _staging(self, building: bool = False) -> Path:
+        """A folder for a segment being built: ``.staging-*`` under the write lock; ``.building-<pid>-*`` for a
+        compaction's base, built without the lock, which a sweep leaves alone while that process lives."""
+        return Path(tempfile.mkdtemp(prefix=f".building-{os.getpid()}-" if building else ".staging-", dir=self.root))
+
+    def _write_segment(self, index: FaissIndex, staging: Path, full_dim: int) -> str:
+        """``index`` (its exact vectors already in ``staging``) as a new segment folder, durable before it has its name."""
         try:
-            index.save(staging)
+            index.save(staging, full_dim)
             _fsync_dir(staging)
             name = self._next_name("seg")
             os.rename(staging, self.root / name)
@@ -188,16 +213,33 @@ class FaissStore:
         self._write_file(name, projection.save)
         return name
 
-    def _build(self, ids: np.ndarray, read: VectorReader, reduction: Projection | None, dim: int) -> FaissIndex:
-        """A segment of ``ids``, their vectors read and reduced a batch at a time (memory: the segment plus one batch)."""
+    def _build(self, ids: np.ndarray, read: VectorReader, reduction: Projection | None, dim: int, staging: Path) -> FaissIndex:
+        """A segment of ``ids``, their vectors read and reduced a batch at a time (memory: the segment plus one batch).
+
+        A compact segment (reduced, or 8-bit codes) also gets its full-precision
+        vectors, written to ``staging`` as they stream by, to re-rank its candidates.
+        """
+        ids = np.sort(np.asarray(ids, dtype=np.int64))
         reduce = reduction.apply if reduction else (lambda vectors: vectors)
         builder = SegmentBuilder(reduction.dim if reduction else dim, self.settings.structure_for(len(ids)), len(ids), self.settings)
+        compact = reduction is not None or builder.structure == "ivf"
         if builder.train_size:
             sample = np.random.default_rng(len(ids) + 1).choice(ids, min(len(ids), builder.train_size), replace=False)
             builder.train(np.concatenate([reduce(read(part)[1]) for part in batches(np.sort(sample), BUILD_BATCH)]))
-        for part in batches(ids, BUILD_BATCH):
-            found, vectors = read(part)
-            builder.add(found, reduce(vectors) if len(found) else vectors)
+        kept: list[np.ndarray] = []
+        with open(staging / EXACT_FILE, "wb") as exact:
+            for part in batches(ids, BUILD_BATCH):
+                found, vectors = read(part)  # ascending ids: the exact rows follow the same order
+                if not len(found):
+                    continue
+                builder.add(found, reduce(vectors))
+                if compact:
+                    exact.write(np.ascontiguousarray(vectors, dtype=np.float16).tobytes())
+                    kept.append(found)
+        if compact and kept:
+            np.save(staging / EXACT_IDS_FILE, np.concatenate(kept))
+        else:
+            (staging / EXACT_FILE).unlink()
         return builder.finish()
 
     def _publish(self, state: IndexState, tombstones: np.ndarray) -> IndexState:
@@ -207,7 +249,7 @@ class FaissStore:
             state = replace(state, tombstones=name, tombstone_count=len(tombstones))
         else:
             state = replace(state, tombstones=None, tombstone_count=0)
-        document = json.dumps(asdict(state)).encode()
+        document = json.dumps({"layout": LAYOUT, **asdict(state)}).encode()
         self._write_file(self._state_path(state.generation).name, lambda handle: handle.write(document))
         _fsync_dir(self.root)
         return state
@@ -243,9 +285,14 @@ class FaissStore:
             else:  # the first segment of an index learns the reduction
                 reduction = self._learn(added_ids, read)
                 projection = self._write_projection(reduction) if reduction else None
-            segment = self._build(added_ids, read, reduction, dim)
+            staging = self._staging()
+            try:
+                segment = self._build(added_ids, read, reduction, dim, staging)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
             segment.projection = projection
-            segments, sizes = (*segments, self._write_segment(segment)), (*sizes, len(segment))
+            segments, sizes = (*segments, self._write_segment(segment, staging, dim)), (*sizes, len(segment))
             if projection and projection not in projections:
                 projections = (*projections, projection)
         tombstones = np.union1d(self.tombstones_of(previous), np.asarray(removed_ids, dtype=np.int64))
@@ -266,9 +313,18 @@ class FaissStore:
         """
         folded_tombstones = self.tombstones_of(folds)
         ids = np.asarray(ids, dtype=np.int64)
-        reduction = self._learn(ids, read)
-        segment = self._build(ids, read, reduction, embedder[2])
-        return BaseBuild(segment, reduction, folds.segments if folds else (), folded_tombstones)
+        staging = self._staging(building=True)
+        try:
+            reduction = self._learn(ids, read)
+            segment = self._build(ids, read, reduction, embedder[2], staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return BaseBuild(segment, reduction, staging, folds.segments if folds else (), folded_tombstones)
+
+    def discard(self, base: BaseBuild) -> None:
+        """Drop a base that will not be published (its compaction found the index rebuilt meanwhile)."""
+        shutil.rmtree(base.staging, ignore_errors=True)
 
     def publish_base(
         self,
@@ -292,7 +348,7 @@ class FaissStore:
             kept = tuple(zip(later.segments[folded:], later.segment_sizes[folded:], strict=True))
             newer = np.setdiff1d(self.tombstones_of(later), base.folded_tombstones if base.folded_tombstones is not None else [])
         base.segment.projection = self._write_projection(base.reduction) if base.reduction else None
-        segments = ((self._write_segment(base.segment), len(base.segment)), *kept)
+        segments = ((self._write_segment(base.segment, base.staging, dim), len(base.segment)), *kept)
         used = [base.segment.projection, *(self._segment_projection(segment) for segment, _ in kept)]
         state = IndexState(
             generation, name, version, dim, tuple(item[0] for item in segments), tuple(item[1] for item in segments),
@@ -311,7 +367,9 @@ class FaissStore:
         for path in self.root.iterdir():
             if path.name in used:
                 continue
-            if path.name.startswith((".staging-", "seg-", "gen-", "tomb-", "state-", "proj-")):
+            if path.name.startswith(".building-") and _alive(int(path.name.split("-")[1])):
+                continue  # a compaction of a live process is building its base here
+            if path.name.startswith((".staging-", ".building-", "seg-", "gen-", "tomb-", "state-", "proj-")):
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
     # -- describing ------------------------------------------------------------

