@@ -25,7 +25,7 @@ from common import RESULTS, exact_top, load_image, machine, recall_at, today
 from speed import photos, synthetic_catalog
 from sqlalchemy import insert, update
 
-from imagesearch.catalog.meta import LAST_WRITE_KEY
+from imagesearch.catalog.meta import SHIPPING_KEY
 from imagesearch.catalog.schema import product_ship_to, products
 from imagesearch.config import load_settings
 from imagesearch.search.engine import INITIAL_K, SearchEngine
@@ -44,7 +44,7 @@ def restrict_shipping(workspace: Workspace, size: int, rng: np.random.Generator)
             writer.connection.execute(insert(product_ship_to), [
                 {"product_pk": pk + 1, "country": str(countries[pk])} for pk in range(start, min(size, start + 50_000))
             ])
-        writer.set_meta(LAST_WRITE_KEY, str(time.time()))
+        writer.set_meta(SHIPPING_KEY, str(time.time()))
     return {country: np.flatnonzero(countries == country) + 1 for country in COUNTRIES}  # image id == product pk here
 
 

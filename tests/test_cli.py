@@ -171,3 +171,12 @@ def test_imports_compact_by_themselves_past_the_threshold(tmp_path: Path, model_
     report = json.loads(run(data_dir, model_cache, "import", str(write_catalog(tmp_path / "b", 4, seed_offset=50))).stdout)
     assert report["compaction"]["compacted"] and "more than 20%" in report["compaction"]["reason"]
     assert json.loads(run(data_dir, model_cache, "info").stdout)["index"]["segments"] == 1
+
+
+def test_an_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
+    from imagesearch.config import ConfigError, load_settings
+    from imagesearch.workspace import Workspace
+
+    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "milvus"})
+    with pytest.raises(ConfigError, match="vector_store must be one of faiss, not 'milvus'"):
+        Workspace(settings)

@@ -334,3 +334,24 @@ def test_a_file_changed_between_the_two_reads_changes_nothing(tmp_path: Path, wo
         import_file(workspace, path, replace=True)
     assert snapshot(workspace) == before
     assert not list(workspace.data_dir.glob(".import-*"))  # the scratch file is gone
+
+
+def test_ship_to_filters_survive_a_price_change_and_follow_a_shipping_change(tmp_path: Path, workspace: Workspace) -> None:
+    """The per-country filter (a scan of the catalog at a million images) is rebuilt only when who ships where changes."""
+    from imagesearch.search.engine import SearchEngine
+
+    path = write_catalog(tmp_path, 6)
+    import_file(workspace, path)
+    engine = SearchEngine(workspace)
+    first = engine._shipping("US")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[1]["price"]["sale"] = "1.23"  # product 1 ships to the US and France
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    import_file(workspace, path)
+    assert engine._shipping("US") is first
+    rows[2]["ship_to"] = ["US"]  # product 2 shipped to Germany and Britain
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    import_file(workspace, path)
+    now = engine._shipping("US")
+    assert now is not first and len(now) == len(first) + 1
+    engine.close()

@@ -124,9 +124,9 @@ def test_a_new_state_reuses_the_segments_already_open(tmp_path: Path) -> None:
     store = FaissStore(tmp_path)
     vectors = unit_vectors(11)
     state = base_of(store, 1, np.arange(10), vectors)
-    first = store.open(1, EMBEDDER, mmap=True)
+    first = store.open(1, EMBEDDER)
     store.publish_delta(state, 2, EMBEDDER, np.array([10]), reader(vectors), np.array([]))
-    second = store.open(2, EMBEDDER, reuse=first, mmap=True)
+    second = store.open(2, EMBEDDER, reuse=first)
     assert second.segments[0][1] is first.segments[0][1] and len(second) == 11
 
 
@@ -234,7 +234,7 @@ def test_a_compact_segment_re_ranks_its_candidates_on_full_precision_vectors(tmp
     store = FaissStore(tmp_path, FaissSettings(kind="ivf", dim=16, nprobe=1000))
     vectors = clustered(5000, seed=8)
     base_of(store, 1, np.arange(5000), vectors)
-    index = store.open(1, EMBEDDER, mmap=True)
+    index = store.open(1, EMBEDDER)
     assert index.kind.startswith("ivf") and len(index.projections) == 1
     queries = clustered(10, seed=9)
     scores, ids = index.search(queries, 10)

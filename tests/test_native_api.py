@@ -276,3 +276,22 @@ def test_app_keys_can_be_required_on_v1(tmp_path: Path, model_cache: Path) -> No
         limited = next(answer for answer in answers if answer.status_code == 429)
         assert limited.json()["error"]["code"] == "RateLimited" and int(limited.headers["Retry-After"]) >= 1
         assert httpx.get(f"{base}/v1/catalog", timeout=10).status_code == 200  # the overview stays open
+
+
+def test_writes_past_the_threshold_compact_in_the_background(tmp_path: Path, model_cache: Path) -> None:
+    """A PUT that leaves more delta segments than compact_max_deltas starts a compaction in its own process;
+    searches and writes go on, and /v1/catalog shows one segment once it is done."""
+    data_dir = tmp_path / "data"
+    cli(data_dir, model_cache, "import", str(write_catalog(tmp_path, 4)))
+    extra = {"IMAGESEARCH_ADMIN_TOKEN": "admin-secret", "IMAGESEARCH_COMPACT_MAX_DELTAS": "1"}
+    with running_server(data_dir, model_cache, extra) as (base, _):
+        for number in (40, 41):
+            record = product_record(number, [f"{base}/thumbnails/{number - 39}.jpg"])
+            assert httpx.put(f"{base}/v1/products/p{number:03d}", json=record, headers=ADMIN, timeout=60).status_code == 200
+        deadline = time.time() + 60
+        while (index := httpx.get(f"{base}/v1/catalog", timeout=10).json()["index"])["segments"] != 1:
+            assert time.time() < deadline, index
+            time.sleep(0.2)
+        assert index["vectors"] == 7 and index["tombstones"] == 0  # 4 products (one with two images) + 2
+        files = {"file": ("q.jpg", jpeg_bytes(product_image(2)), "image/jpeg")}
+        assert httpx.post(f"{base}/v1/search", files=files, timeout=30).json()["products"][0]["product_id"] == "p002"

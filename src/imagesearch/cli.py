@@ -139,12 +139,13 @@ def _compact_if_due(workspace: Workspace) -> dict[str, Any] | None:
 
 
 @main.command("compact")
+@click.option("--if-due", is_flag=True, help="Only when compact_max_deltas or compact_delta_ratio says so.")
 @click.pass_context
-def compact_command(ctx: click.Context) -> None:
+def compact_command(ctx: click.Context, if_due: bool) -> None:
     """Fold the index's delta segments and tombstones into a new base (searches and writes go on)."""
     from .ingest.compact import compact
 
-    _echo_json(compact(_workspace(ctx), force=True).__dict__)
+    _echo_json(compact(_workspace(ctx), force=not if_due).__dict__)
 
 
 @main.command("search")

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ImageSearchError
 
+T = TypeVar("T")
 ENV_PREFIX = "IMAGESEARCH_"
 CONFIG_FILE = "imagesearch.toml"
 
@@ -56,6 +57,8 @@ class Settings:
     index_dim: int = 256
     #: ivf: k-means cells searched per query (more: better recall, slower).
     ivf_nprobe: int = 48
+    #: Candidates a compact segment re-ranks on full-precision vectors (more: better recall, slower).
+    index_rerank: int = 1000
     #: Compaction folds delta segments into a new base once there are more than compact_max_deltas
     #: of them, or once deltas and tombstones hold more than compact_delta_ratio of the base.
     compact_max_deltas: int = 16
@@ -109,6 +112,14 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None ``overrides`` applied (for CLI options)."""
         return dataclasses.replace(self, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def choose_backend(setting: str, backends: Mapping[str, Callable[[Settings], T]], settings: Settings) -> T:
+    """The backend the setting ``setting`` names (e.g. ``vector_store = "faiss"``), built from ``settings``."""
+    name = getattr(settings, setting)
+    if name not in backends:
+        raise ConfigError(f"{setting} must be one of {', '.join(sorted(backends))}, not {name!r}")
+    return backends[name](settings)
 
 
 def _coerce(name: str, raw: Any, target: Any) -> Any:
@@ -165,8 +176,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
     if settings.index_kind not in ("auto", "flat", "ivf", "hnsw"):
         raise ConfigError(f"index_kind must be auto, flat, ivf or hnsw, not {settings.index_kind!r}")
-    if settings.index_dim < 0 or settings.ivf_nprobe < 1:
-        raise ConfigError("index_dim must not be negative and ivf_nprobe must be at least 1")
+    if settings.index_dim < 0 or settings.ivf_nprobe < 1 or settings.index_rerank < 1:
+        raise ConfigError("index_dim must not be negative; ivf_nprobe and index_rerank must be at least 1")
     if settings.max_pending_searches < 1:
         raise ConfigError("max_pending_searches must be at least 1")
     if settings.compact_max_deltas < 0 or settings.compact_delta_ratio < 0:

@@ -77,8 +77,8 @@ class Workspace:
         """(name, version, dimension) of the configured embedder, as index states record it."""
         return self.embedder.name, self.embedder.version, self.embedder.dim
 
-    def open_index(self, generation: int, reuse: VectorIndex | None = None, mmap: bool = False) -> VectorIndex:
-        return self.vectors.open(generation, self.embedder_identity, reuse=reuse, mmap=mmap)
+    def open_index(self, generation: int, reuse: VectorIndex | None = None) -> VectorIndex:
+        return self.vectors.open(generation, self.embedder_identity, reuse=reuse)
 
     def index_state(self, generation: int | None = None) -> IndexState | None:
         """The index state of ``generation`` (default: the current one)."""

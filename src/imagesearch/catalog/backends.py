@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import ConfigError, Settings
+from ..config import Settings, choose_backend
 from .base import Catalog
 from .sqlite import SqliteCatalog
 
@@ -16,8 +16,4 @@ BACKENDS: dict[str, Callable[[Settings], Catalog]] = {
 
 def open_catalog(settings: Settings) -> Catalog:
     """The catalog ``settings.catalog_store`` names."""
-    try:
-        factory = BACKENDS[settings.catalog_store]
-    except KeyError:
-        raise ConfigError(f"catalog_store must be one of {', '.join(sorted(BACKENDS))}, not {settings.catalog_store!r}") from None
-    return factory(settings)
+    return choose_backend("catalog_store", BACKENDS, settings)

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from .base import Blob, Category, ProductView, SortKey
-from .meta import LAST_WRITE_KEY
+from .meta import SHIPPING_KEY
 from .records import ProductRecord
 from .schema import (
     categories,
@@ -179,16 +179,16 @@ class SqliteCatalog:
         return keys
 
     def images_shipping_to(self, country: str) -> tuple[str, np.ndarray]:
-        """(catalog version, ids of the images of every product that ships to ``country``), in one snapshot.
+        """(shipping version, ids of the images of every product that ships to ``country``), in one snapshot.
 
-        The version (the time of the last write) tells a reader when to ask again.
+        The version (the time of the last write that changed who ships where) tells a reader when to ask again.
         """
         everywhere = select(images.c.id).join(products, products.c.pk == images.c.product_pk).where(products.c.ships_everywhere.is_(True))
         listed = select(images.c.id).join(product_ship_to, product_ship_to.c.product_pk == images.c.product_pk).where(
             product_ship_to.c.country == country
         )
         with self.reader() as connection:
-            version = _get_meta(connection, LAST_WRITE_KEY, "") or ""
+            version = _get_meta(connection, SHIPPING_KEY, "") or ""
             ids = np.fromiter(connection.scalars(everywhere.union_all(listed)), dtype=np.int64)
         return version, ids
 
@@ -289,6 +289,7 @@ class SqliteCatalogWriter:
         self._released_categories: set[str] = set()
         #: Products an upsert found exactly as stored (nothing written).
         self.unchanged = 0
+        self._shipping_marked = False
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         return _get_meta(self.connection, key, default)
@@ -317,6 +318,8 @@ class SqliteCatalogWriter:
         if row is not None and row.fingerprint == fingerprint:
             self.unchanged += 1
             return [], []
+        if row is None or self._ships_to(row.pk) != (None if record.ship_to is None else set(record.ship_to)):
+            self._shipping_changed()
         now = time.time()
         first = record.category.get("first_level")
         second = record.category.get("second_level")
@@ -353,7 +356,21 @@ class SqliteCatalogWriter:
             self.connection.execute(
                 insert(product_ship_to), [{"product_pk": pk, "country": country} for country in record.ship_to]
             )
-        return self._replace_images(pk, image_sources, image_shas)
+        added, removed = self._replace_images(pk, image_sources, image_shas)
+        if added:  # new image ids are not in the filters yet (removed ones are tombstones: never returned anyway)
+            self._shipping_changed()
+        return added, removed
+
+    def _ships_to(self, pk: int) -> set[str] | None:
+        """The countries a stored product ships to (None: everywhere)."""
+        if self.connection.scalar(select(products.c.ships_everywhere).where(products.c.pk == pk)):
+            return None
+        return set(self.connection.scalars(select(product_ship_to.c.country).where(product_ship_to.c.product_pk == pk)))
+
+    def _shipping_changed(self) -> None:
+        if not self._shipping_marked:
+            self._shipping_marked = True
+            self.set_meta(SHIPPING_KEY, str(time.time()))
 
     def _replace_images(self, pk: int, sources: Sequence[str], shas: Sequence[str]) -> tuple[list[int], list[int]]:
         existing = list(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,13 +23,14 @@ from ..access.store import AccessStore
 from ..catalog.base import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..i18n import parse_language
-from ..ingest.compact import compact, due
+from ..ingest.compact import due
 from ..ingest.importer import ImportRejected, ImportReport, delete_products, import_product
 from ..pricing.money import parse_currency
 from ..search.engine import SearchEngine, SearchPage
 from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, V1_FIELDS
 from ..search.presentation import Presented, Reader, present, present_page, thumbnail_url
 from .admission import Admission
+from .background import BackgroundCompaction
 from .forms import parse_form, read_body
 from .ratelimit import RateLimiter, ban_seconds
 from .remote import fetch_image
@@ -131,6 +130,7 @@ class NativeApi:
         self.settings = engine.settings
         self.access = access
         self.limiter = limiter
+        self.compaction = BackgroundCompaction(engine.settings)
 
     def check_app(self, headers: Mapping[str, str]) -> None:
         """A known, active app with the right secret, within its rate limit (``v1_requires_app_key``)."""
@@ -234,14 +234,8 @@ class NativeApi:
         except CatalogError as exc:
             raise RequestError(ErrorCode.WriteConflict, reason=str(exc)) from None
         if due(parts.index_state(), self.settings.compact_max_deltas, self.settings.compact_delta_ratio):
-            threading.Thread(target=self._compact, name="compaction", daemon=True).start()
+            self.compaction.start()
         return report
-
-    def _compact(self) -> None:
-        try:
-            compact(self.engine.parts, force=False)
-        except Exception:  # the index in force is untouched; the next write tries again
-            logging.getLogger("imagesearch.errors").exception("background compaction failed")
 
     def put(self, product_id: str, body: bytes) -> dict[str, Any]:
         document = _json_object(body, "a product")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import ConfigError, Settings
+from ..config import Settings, choose_backend
 from .base import VectorStore
 from .faiss_index import FaissSettings, set_search_threads
 from .faiss_store import FaissStore
@@ -20,6 +20,7 @@ def _faiss(settings: Settings) -> FaissStore:
             ann_threshold=settings.ann_threshold,
             dim=settings.index_dim,
             nprobe=settings.ivf_nprobe,
+            rerank=settings.index_rerank,
             hnsw_m=settings.hnsw_m,
             ef_construction=settings.ef_construction,
             ef_search=settings.ef_search,
@@ -33,8 +34,4 @@ BACKENDS: dict[str, Callable[[Settings], VectorStore]] = {"faiss": _faiss}
 
 def open_vector_store(settings: Settings) -> VectorStore:
     """The vector store ``settings.vector_store`` names."""
-    try:
-        factory = BACKENDS[settings.vector_store]
-    except KeyError:
-        raise ConfigError(f"vector_store must be one of {', '.join(sorted(BACKENDS))}, not {settings.vector_store!r}") from None
-    return factory(settings)
+    return choose_backend("vector_store", BACKENDS, settings)

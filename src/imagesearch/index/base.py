@@ -130,7 +130,7 @@ class VectorStore(Protocol):
         ...
 
     def open(
-        self, generation: int, embedder: tuple[str, str, int], reuse: VectorIndex | None = None, mmap: bool = False
+        self, generation: int, embedder: tuple[str, str, int], reuse: VectorIndex | None = None
     ) -> VectorIndex:
         """Open ``generation`` (0: empty), refusing another embedder's vectors; what ``reuse`` already holds is not read again."""
         ...

@@ -127,7 +127,7 @@ class FaissStore:
         return None
 
     def open(
-        self, generation: int, embedder: tuple[str, str, int], reuse: VectorIndex | None = None, mmap: bool = False
+        self, generation: int, embedder: tuple[str, str, int], reuse: VectorIndex | None = None
     ) -> SegmentedIndex:
         """Open ``generation`` (0: a new, empty index), refusing another embedder's vectors.
 
@@ -152,7 +152,7 @@ class FaissStore:
         known = dict(reuse.segments) if isinstance(reuse, SegmentedIndex) else {}
         projections = reuse.projections if isinstance(reuse, SegmentedIndex) else {}
         segments = [
-            (segment, known[segment] if segment in known else FaissIndex.load(self.root / segment, self.settings, mmap=mmap))
+            (segment, known[segment] if segment in known else FaissIndex.load(self.root / segment, self.settings))
             for segment in state.segments
         ]
         tombstones = np.load(self.root / state.tombstones) if state.tombstones else None

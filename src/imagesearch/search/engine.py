@@ -23,7 +23,7 @@ from PIL import Image
 from sqlalchemy.exc import OperationalError
 
 from ..catalog.base import ProductView
-from ..catalog.meta import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY
+from ..catalog.meta import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY, SHIPPING_KEY
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..index.base import IdSet, VectorIndex
 from ..parts import Parts
@@ -141,7 +141,7 @@ class SearchEngine:
         for attempt in range(3):
             try:
                 generation, ids, owners = self.parts.catalog.owners_since(GENERATION_KEY, len(known) - 1)
-                index = self.parts.open_index(generation, reuse=previous.index if previous else None, mmap=True)
+                index = self.parts.open_index(generation, reuse=previous.index if previous else None)
                 break
             except CatalogError as exc:
                 # A write may have replaced (and swept) the generation just read: read it again.
@@ -188,12 +188,12 @@ class SearchEngine:
     def _shipping(self, country: str | None) -> IdSet | None:
         """The images of products that ship to ``country``, as a filter searches apply inside the index.
 
-        Cached per country until the catalog changes (a shipping change writes
-        no index bytes, so the catalog's last write is the key, not the generation).
+        Cached per country until a write changes who ships where (a product
+        added, its ship_to or its images changed): a price change keeps them.
         """
         if country is None:
             return None
-        version = self.parts.catalog.get_meta(LAST_WRITE_KEY, "") or ""
+        version = self.parts.catalog.get_meta(SHIPPING_KEY, "") or ""
         with self._lock:
             cached = self._filters.get(country)
             if cached is not None and cached[0] == version:
