@@ -146,9 +146,12 @@ def main() -> None:
     names = list(TRANSFORMS)
     copies = [TRANSFORMS[names[i % len(names)]](load_image(real_photos[j], 512), np.random.default_rng(i)) for i, j in enumerate(originals)]
     real = workspace.embedder.embed(copies)
+    codes_only = workspace.vectors.open(workspace.generation(), workspace.embedder_identity)
+    for _, segment in codes_only.segments:  # type: ignore[attr-defined]
+        segment.exact = None  # the same index without its full-precision vectors: candidates as the codes rank them
     ways = {
-        "index alone": lambda query: index.search(query[None, :], INITIAL_K)[1][0],
-        "index + re-rank (the engine)": lambda query: engine.nearest(snapshot, query, INITIAL_K)[1],
+        "codes only (no re-rank)": lambda query: codes_only.search(query[None, :], INITIAL_K)[1][0],
+        "codes + re-rank (the engine)": lambda query: engine.nearest(snapshot, query, INITIAL_K)[1],
     }
     report["knn"] = {}
     for label, queries in (("clustered synthetic", synthetic), ("real: copies of catalog photos", real)):
@@ -184,7 +187,7 @@ def main() -> None:
 
     # Compaction while searches go on, as the server runs it after writes: its own process, at nice 10,
     # one FAISS thread (``http/background.py``); the engine keeps searching the generation it has open.
-    search = ways["index + re-rank (the engine)"]
+    search = ways["codes + re-rank (the engine)"]
     idle, _ = knn(search, synthetic)
     during: list[float] = []
     environment = {**os.environ, "IMAGESEARCH_DATA_DIR": str(data_dir), "IMAGESEARCH_INDEX_THREADS": "1",

@@ -26,6 +26,7 @@ from typing import Literal
 
 import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .base import IdSet
 
@@ -68,8 +69,14 @@ class FaissSettings:
 
 
 def set_search_threads(count: int) -> None:
-    """Threads FAISS may use in this process (OpenMP)."""
+    """Threads FAISS (OpenMP) and NumPy's BLAS (the re-ranking, the reduction) may use in this process.
+
+    Both, because a BLAS call leaves its threads spinning for a while: beside a
+    one-thread search they took a second core and starved the embedder and a
+    background compaction (measured in bench/scale.py).
+    """
     faiss.omp_set_num_threads(count)
+    threadpool_limits(count, user_api="blas")
 
 
 def cells_for(count: int) -> int:
