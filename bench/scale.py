@@ -193,8 +193,8 @@ def main() -> None:
     environment = {**os.environ, "IMAGESEARCH_DATA_DIR": str(data_dir), "IMAGESEARCH_INDEX_THREADS": "1",
                    "IMAGESEARCH_MODEL_CACHE_DIR": str(RESULTS / "models")}
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "imagesearch.cli", "compact"], env=environment, stdout=subprocess.PIPE,
-                             preexec_fn=lambda: os.nice(NICENESS))
+    child = subprocess.Popen([sys.executable, "-m", "imagesearch.cli", "compact", "--nice", str(NICENESS)], env=environment,
+                             stdout=subprocess.PIPE)
     peak = 0
     while child.poll() is None:
         latencies, _ = knn(search, synthetic[:10], repeats=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,11 +141,14 @@ def _compact_if_due(workspace: Workspace) -> dict[str, Any] | None:
 
 @main.command("compact")
 @click.option("--if-due", is_flag=True, help="Only when compact_max_deltas or compact_delta_ratio says so.")
+@click.option("--nice", "niceness", type=click.IntRange(0, 19), default=0, help="Run at a lower CPU priority (as after HTTP writes).")
 @click.pass_context
-def compact_command(ctx: click.Context, if_due: bool) -> None:
+def compact_command(ctx: click.Context, if_due: bool, niceness: int) -> None:
     """Fold the index's delta segments and tombstones into a new base (searches and writes go on)."""
     from .ingest.compact import compact
 
+    if niceness:
+        os.nice(niceness)
     _echo_json(compact(_workspace(ctx), force=not if_due).__dict__)
 
 
@@ -217,8 +221,6 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> Non
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    import os
-
     import uvicorn
 
     os.environ["IMAGESEARCH_DATA_DIR"] = str(settings.data_dir)

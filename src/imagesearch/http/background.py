@@ -4,7 +4,7 @@ Why a process and not a thread of the server: a base build at a million
 images holds the interpreter lock for much of two minutes and takes a core,
 and a search thread of the same process would wait on both; measured, the
 searches' p99 grew about seven-fold with an in-process thread (BENCHMARKS.md).
-A separate ``imagesearch compact --if-due`` at ``nice`` 10 takes only the CPU
+A separate ``imagesearch compact --if-due --nice 10`` takes only the CPU
 searches leave.  One runs at a time; the next write starts another if still due.
 """
 
@@ -39,9 +39,8 @@ class BackgroundCompaction:
             # The server's settings come from its environment (serve passes them there for its workers too).
             environment = {**os.environ, "IMAGESEARCH_DATA_DIR": str(self.settings.data_dir), "IMAGESEARCH_INDEX_THREADS": "1"}
             self._running = subprocess.Popen(
-                [sys.executable, "-m", "imagesearch.cli", "compact", "--if-due"],
+                [sys.executable, "-m", "imagesearch.cli", "compact", "--if-due", "--nice", str(NICENESS)],
                 env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                preexec_fn=lambda: os.nice(NICENESS),
             )
             threading.Thread(target=self._wait, args=(self._running,), name="compaction", daemon=True).start()
             return True

@@ -25,7 +25,13 @@ from ..access.store import AccessStore, App
 from ..errors import ErrorCode, RequestError
 from ..search.engine import SearchEngine
 from ..search.presentation import present_page
-from ..search.searchv2 import SearchV2Error, SearchV2Result, render, render_error, render_flat
+from ..search.searchv2 import (
+    SearchV2Error,
+    SearchV2Result,
+    render,
+    render_error,
+    render_flat,
+)
 from .admission import RETRY_AFTER, Admission
 from .forms import parse_form, read_body
 from .iop import error_body, response_key

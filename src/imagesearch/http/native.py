@@ -24,11 +24,22 @@ from ..catalog.base import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..i18n import parse_language
 from ..ingest.compact import due
-from ..ingest.importer import ImportRejected, ImportReport, delete_products, import_product
+from ..ingest.importer import (
+    ImportRejected,
+    ImportReport,
+    delete_products,
+    import_product,
+)
 from ..pricing.money import parse_currency
 from ..search.engine import SearchEngine, SearchPage
 from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, V1_FIELDS
-from ..search.presentation import Presented, Reader, present, present_page, thumbnail_url
+from ..search.presentation import (
+    Presented,
+    Reader,
+    present,
+    present_page,
+    thumbnail_url,
+)
 from .admission import Admission
 from .background import BackgroundCompaction
 from .forms import parse_form, read_body

@@ -30,7 +30,14 @@ import numpy as np
 
 from ..errors import CatalogError
 from .base import IndexState, VectorIndex, VectorReader, batches
-from .faiss_index import EXACT_FILE, EXACT_IDS_FILE, STATE_FILE, FaissIndex, FaissSettings, SegmentBuilder
+from .faiss_index import (
+    EXACT_FILE,
+    EXACT_IDS_FILE,
+    STATE_FILE,
+    FaissIndex,
+    FaissSettings,
+    SegmentBuilder,
+)
 from .projection import SAMPLE, Projection
 from .segments import SegmentedIndex, describe
 

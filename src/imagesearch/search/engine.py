@@ -23,7 +23,13 @@ from PIL import Image
 from sqlalchemy.exc import OperationalError
 
 from ..catalog.base import ProductView
-from ..catalog.meta import CALIBRATION_KEY, EMBEDDER_KEY, GENERATION_KEY, LAST_WRITE_KEY, SHIPPING_KEY
+from ..catalog.meta import (
+    CALIBRATION_KEY,
+    EMBEDDER_KEY,
+    GENERATION_KEY,
+    LAST_WRITE_KEY,
+    SHIPPING_KEY,
+)
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..index.base import IdSet, VectorIndex
 from ..parts import Parts
