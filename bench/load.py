@@ -1,6 +1,7 @@
 """Load: searchV2 requests per second and latency through /sync, at concurrency 1, 4, 16 and 64.
 
     python bench/load.py [--workers 2] [--designs 300] [--requests 200] [--seconds 30]
+    python bench/load.py --levels --soak 20000      # a soak: 20,000 requests at concurrency 64
 
 Starts ``imagesearch serve`` on 127.0.0.1 over a generated demo catalog
 (``--designs`` designs, each sold by one to three shops), creates an app, and
@@ -10,6 +11,11 @@ generator in this process.  Each level stops after ``--requests`` requests or
 turns away (``ApiCallLimit``: every search slot taken) are counted as shed,
 apart from the latencies of admitted ones.  Requests are built (base64,
 signature) before the clock starts: only the round trip is timed.
+
+With ``--soak N``, one more level: N requests at concurrency 64 while the
+resident memory of the server's processes (the parent and its workers) is
+sampled every second; the report gives the samples after the first tenth of
+the run and how far the last tenth strays from the middle (flat: within 10 %).
 
 Then, at concurrency 1, each query goes once through /sync (a plain
 keep-alive http.client connection) and once straight to ``SearchEngine.search``
@@ -68,16 +74,21 @@ async def level(base: str, app: dict, images: list[bytes], concurrency: int, tot
     latencies: list[float] = []
     errors = 0
     shed = 0
+    dropped = 0
     sent = 0
     deadline = time.perf_counter() + seconds
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal sent, errors, shed
+        nonlocal sent, errors, shed, dropped
         while sent < total and time.perf_counter() < deadline:
             params = request_params(app, images[sent % len(images)])
             sent += 1
             started = time.perf_counter()
-            response = await client.post(f"{base}/sync", data=params)
+            try:
+                response = await client.post(f"{base}/sync", data=params)
+            except httpx.TransportError:  # the connection dropped (counted, then a fresh one is used)
+                dropped += 1
+                continue
             elapsed = (time.perf_counter() - started) * 1000
             body = response.json()
             if response.status_code == 200 and body.get("code") == "ApiCallLimit":
@@ -93,9 +104,50 @@ async def level(base: str, app: dict, images: list[bytes], concurrency: int, tot
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return {
-        "concurrency": concurrency, "requests": len(latencies), "errors": errors, "shed": shed,
+        "concurrency": concurrency, "requests": len(latencies), "errors": errors, "shed": shed, "connections_dropped": dropped,
         "requests_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+    }
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (the server and its workers)."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+async def soak(base: str, app: dict, images: list[bytes], total: int, server_pid: int) -> dict:
+    """``total`` requests at concurrency 64, the server's memory sampled every second."""
+    samples: list[tuple[float, int]] = []
+    started = time.perf_counter()
+
+    async def sample() -> None:
+        while True:
+            samples.append((time.perf_counter() - started, tree_rss(server_pid)))
+            await asyncio.sleep(1.0)
+
+    sampler = asyncio.create_task(sample())
+    result = await level(base, app, images, 64, total, 24 * 3600)
+    sampler.cancel()
+    values = [rss for _, rss in samples]
+    tenth = max(1, len(values) // 10)
+    settled, last = values[tenth:], values[-tenth:]
+    middle = float(np.median(settled))
+    mb = 1024 * 1024
+    return {
+        **result, "seconds": round(time.perf_counter() - started, 1),
+        "rss_mb_first": round(values[0] / mb), "rss_mb_median_after_warmup": round(middle / mb), "rss_mb_max": round(max(values) / mb),
+        "rss_mb_last_tenth_median": round(float(np.median(last)) / mb),
+        "last_tenth_vs_median": round(float(np.median(last)) / middle - 1, 4),
     }
 
 
@@ -144,6 +196,8 @@ def main() -> None:
     parser.add_argument("--designs", type=int, default=300)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--soak", type=int, default=0, help="then N requests at concurrency 64, memory sampled")
+    parser.add_argument("--levels", type=int, nargs="*", default=[1, 4, 16, 64])
     args = parser.parse_args()
     data_dir = str(RESULTS / "load-data")
     subprocess.run(["rm", "-rf", data_dir], check=True)
@@ -156,9 +210,10 @@ def main() -> None:
     images = [open(os.path.join(data_dir, "demo-catalog", "images", f"{i}.jpg"), "rb").read() for i in range(20)]
     port = free_port()
     env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(RESULTS / "models"))
+    server_log = open(RESULTS / "load-server.log", "wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "imagesearch.cli", "--data-dir", data_dir, "serve", "--port", str(port), "--workers", str(args.workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=server_log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -169,14 +224,15 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         asyncio.run(level(base, app, images, 2, 20, 10))  # warm-up: every worker loads its model and index
-        results = [asyncio.run(level(base, app, images, c, args.requests, args.seconds)) for c in (1, 4, 16, 64)]
+        results = [asyncio.run(level(base, app, images, c, args.requests, args.seconds)) for c in args.levels]
+        soaked = asyncio.run(soak(base, app, images, args.soak, server.pid)) if args.soak else None
         overhead = http_overhead(base, app, data_dir, args.workers, images, max(1, args.requests // len(images)))
     finally:
         server.terminate()
         server.wait(timeout=10)
     report = {
         "date": today(), "machine": machine(), "server_workers": args.workers,
-        "catalog_products": imported["products_written"], "levels": results, "http_overhead_at_concurrency_1": overhead,
+        "catalog_products": imported["products_written"], "levels": results, "soak": soaked, "http_overhead_at_concurrency_1": overhead,
     }
     print(json.dumps(report, indent=2))
     (RESULTS / f"load-{today()}.json").write_text(json.dumps(report, indent=2))
