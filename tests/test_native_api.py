@@ -295,3 +295,34 @@ def test_writes_past_the_threshold_compact_in_the_background(tmp_path: Path, mod
         assert index["vectors"] == 7 and index["tombstones"] == 0  # 4 products (one with two images) + 2
         files = {"file": ("q.jpg", jpeg_bytes(product_image(2)), "image/jpeg")}
         assert httpx.post(f"{base}/v1/search", files=files, timeout=30).json()["products"][0]["product_id"] == "p002"
+
+
+def test_a_request_head_that_trickles_in_is_cut_off(tmp_path: Path, model_cache: Path) -> None:
+    """A client sending its headers a byte at a time (slowloris) loses the connection after header_timeout;
+    one whose head arrives in time is answered."""
+    import socket
+
+    data_dir = tmp_path / "data"
+    cli(data_dir, model_cache, "import", str(write_catalog(tmp_path, 2)))
+    with running_server(data_dir, model_cache, {"IMAGESEARCH_HEADER_TIMEOUT": "1"}) as (_, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            started = time.time()
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            closed = False
+            while time.time() - started < 8:
+                try:
+                    slow.sendall(b"X-Slow: 1\r\n")  # one more header line every half second: never complete
+                except OSError:
+                    closed = True
+                    break
+                slow.settimeout(0.5)
+                try:
+                    if slow.recv(1024) == b"":
+                        closed = True
+                        break
+                except TimeoutError:
+                    pass
+            assert closed and time.time() - started < 4
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as prompt:
+            prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert prompt.recv(1024).startswith(b"HTTP/1.1 200")

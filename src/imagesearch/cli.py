@@ -223,11 +223,14 @@ def serve_command(ctx: click.Context, host: str, port: int, workers: int) -> Non
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from .http.protocol import HEADER_TIMEOUT_ENV, HeadDeadlineProtocol
+
     os.environ["IMAGESEARCH_DATA_DIR"] = str(settings.data_dir)
     os.environ["IMAGESEARCH_WORKERS"] = str(workers)
     # Share the cores out between workers unless told otherwise (oversubscription costs latency).
     os.environ.setdefault("IMAGESEARCH_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     os.environ.setdefault("IMAGESEARCH_INDEX_THREADS", "1")
+    os.environ[HEADER_TIMEOUT_ENV] = str(settings.header_timeout)
     _ = Workspace(settings).embedder  # export the model once, before workers start
     config = uvicorn.Config(
         "imagesearch.http.app:app_from_environment",
@@ -235,6 +238,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
+        http=HeadDeadlineProtocol,  # uvicorn's httptools protocol with a deadline on request heads
+        timeout_keep_alive=5,  # idle keep-alive connections are closed after this many seconds
         log_level="info",
         access_log=False,  # our own structured access log replaces uvicorn's
     )

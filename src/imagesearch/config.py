@@ -92,6 +92,8 @@ class Settings:
     #: Server processes (set by ``serve --workers``; rate limits are shared out between them).
     workers: int = 1
     max_request_bytes: int = 16 * 1024 * 1024
+    #: Seconds a request's head (request line and headers) may take to arrive before the connection is closed.
+    header_timeout: float = 10.0
     #: Searches one server process takes at once (running or waiting for a thread); more are turned
     #: away at once (HTTP 503 with Retry-After on /v1, ApiCallLimit on /sync) instead of queueing.
     max_pending_searches: int = 16
@@ -186,5 +188,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError("similar_cap must be between 1 and 10000")
     if settings.public_url and not settings.public_url.lower().startswith(("http://", "https://")):
         raise ConfigError(f"public_url must start with http:// or https://, not {settings.public_url!r}")
+    if not 0.1 <= settings.header_timeout <= 600:
+        raise ConfigError("header_timeout must be between 0.1 and 600 seconds")
     if settings.result_ttl_seconds < 600:
         raise ConfigError("result_ttl_seconds must be at least 600: cursors are promised for 10 minutes")
