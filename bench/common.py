@@ -78,16 +78,22 @@ def peak_rss_reset() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
+def status_bytes(field: str, pid: int | str = "self") -> int:
+    """A memory field of ``/proc/<pid>/status`` in bytes (VmRSS: resident now; VmHWM: peak since start
+    or :func:`peak_rss_reset`); 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def peak_rss_bytes() -> int:
     """The process's peak resident memory since the last :func:`peak_rss_reset` (VmHWM)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes("VmHWM")
 
 
 def rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes("VmRSS")

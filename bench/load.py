@@ -40,7 +40,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from common import RESULTS, machine, today
+from common import RESULTS, machine, status_bytes, today
 
 from imagesearch.config import load_settings
 from imagesearch.http.signing import signature
@@ -115,12 +115,11 @@ def tree_rss(pid: int) -> int:
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
+        total += status_bytes("VmRSS", current)
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending.extend(int(child) for child in (task / "children").read_text().split())
-        except (OSError, StopIteration):
+        except OSError:
             continue
     return total
 

@@ -42,7 +42,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, dataset_split, exact_top, load_image, machine, peak_rss_bytes, peak_rss_reset, recall_at, rss_bytes, today
+from common import (
+    RESULTS,
+    dataset_split,
+    exact_top,
+    load_image,
+    machine,
+    peak_rss_bytes,
+    peak_rss_reset,
+    recall_at,
+    rss_bytes,
+    status_bytes,
+    today,
+)
 from filters import filter_costs
 from speed import photos, synthetic_catalog
 from writes import no_auto_compaction, write_costs
@@ -84,17 +96,6 @@ def index_memory(data_dir: Path) -> dict:
         print(json.dumps({{"kind": index.kind, "rss_bytes": rss_bytes() - before}}))
     """)
     return json.loads(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
-
-
-def child_peak_rss(pid: int) -> int:
-    """A running process's peak resident memory so far (VmHWM), 0 once it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def p(values: list[float], q: int) -> float:
@@ -199,7 +200,7 @@ def main() -> None:
     while child.poll() is None:
         latencies, _ = knn(search, synthetic[:10], repeats=1)
         during.extend(latencies)
-        peak = max(peak, child_peak_rss(child.pid))
+        peak = max(peak, status_bytes("VmHWM", child.pid))
     seconds = time.perf_counter() - started
     compacted = json.loads(child.stdout.read())  # type: ignore[union-attr]
     report["compaction"] = {

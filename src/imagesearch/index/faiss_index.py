@@ -152,6 +152,7 @@ class FaissIndex:
         self._ids: np.ndarray | None = None
         #: (ascending ids, their float16 full-precision vectors, memory-mapped) of a compact segment, else None.
         self.exact: tuple[np.ndarray, np.ndarray] | None = None
+        self._decoder: faiss.ScalarQuantizer | None = None
 
     @property
     def kind(self) -> str:
@@ -201,7 +202,7 @@ class FaissIndex:
             return self._search(queries, k, exclude, excluded, only)
         _, candidates = self._search(queries, max(k, self.settings.rerank), exclude, excluded, only)
         exact_ids, vectors = self.exact
-        decoder = faiss.ScalarQuantizer(vectors.shape[1], faiss.ScalarQuantizer.QT_fp16)  # SIMD float16 decoding
+        decoder = self._decoder
         scores = np.full(candidates.shape, -np.inf, np.float32)
         for row, (query, found) in enumerate(zip(full, candidates, strict=True)):
             valid = found >= 0
@@ -216,7 +217,7 @@ class FaissIndex:
         k = max(1, min(k, int(self._index.ntotal)))
         if len(self.own_tombstones):
             excluded = np.union1d(excluded, self.own_tombstones)
-            exclude = faiss.IDSelectorNot(faiss.IDSelectorBatch(excluded))
+            exclude = exclusion(excluded)
         selector = exclude
         exact = False
         if only is not None:
@@ -285,6 +286,7 @@ class FaissIndex:
             ids = np.load(directory / EXACT_IDS_FILE)
             vectors = np.memmap(directory / EXACT_FILE, dtype=np.float16, mode="r", shape=(len(ids), int(state["full_dim"])))
             segment.exact = (ids, vectors)
+            segment._decoder = faiss.ScalarQuantizer(vectors.shape[1], faiss.ScalarQuantizer.QT_fp16)  # SIMD float16 decoding
         return segment
 
 

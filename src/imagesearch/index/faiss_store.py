@@ -225,7 +225,15 @@ class FaissStore:
 
         A compact segment (reduced, or 8-bit codes) also gets its full-precision
         vectors, written to ``staging`` as they stream by, to re-rank its candidates.
+        A build that fails removes ``staging``.
         """
+        try:
+            return self._build_into(ids, read, reduction, dim, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _build_into(self, ids: np.ndarray, read: VectorReader, reduction: Projection | None, dim: int, staging: Path) -> FaissIndex:
         ids = np.sort(np.asarray(ids, dtype=np.int64))
         reduce = reduction.apply if reduction else (lambda vectors: vectors)
         builder = SegmentBuilder(reduction.dim if reduction else dim, self.settings.structure_for(len(ids)), len(ids), self.settings)
@@ -293,11 +301,7 @@ class FaissStore:
                 reduction = self._learn(added_ids, read)
                 projection = self._write_projection(reduction) if reduction else None
             staging = self._staging()
-            try:
-                segment = self._build(added_ids, read, reduction, dim, staging)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
+            segment = self._build(added_ids, read, reduction, dim, staging)
             segment.projection = projection
             segments, sizes = (*segments, self._write_segment(segment, staging, dim)), (*sizes, len(segment))
             if projection and projection not in projections:
@@ -320,13 +324,9 @@ class FaissStore:
         """
         folded_tombstones = self.tombstones_of(folds)
         ids = np.asarray(ids, dtype=np.int64)
+        reduction = self._learn(ids, read)
         staging = self._staging(building=True)
-        try:
-            reduction = self._learn(ids, read)
-            segment = self._build(ids, read, reduction, embedder[2], staging)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        segment = self._build(ids, read, reduction, embedder[2], staging)
         return BaseBuild(segment, reduction, staging, folds.segments if folds else (), folded_tombstones)
 
     def discard(self, base: BaseBuild) -> None:
