@@ -174,7 +174,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     cli(data_dir, model_cache, "import", str(write_catalog(folder, 12)))
     app = cli(data_dir, model_cache, "apps", "create", "test shop")
     token = cli(data_dir, model_cache, "tokens", "create", app["app_key"])["access_token"]
-    extra = {"IMAGESEARCH_MAX_REQUEST_BYTES": "2000000", "IMAGESEARCH_MAX_IMAGE_BYTES": "1000000", "IMAGESEARCH_ADMIN_TOKEN": "admin-secret"}
+    extra = {"IMAGESEARCH_MAX_REQUEST_BYTES": "2000000", "IMAGESEARCH_MAX_IMAGE_BYTES": "1000000", "IMAGESEARCH_ADMIN_TOKEN": "admin-secret",
+             "IMAGESEARCH_ALLOW_PRIVATE_IMPORT_URLS": "true"}  # live writes fetch the server's own loopback thumbnails
     with running_server(data_dir, model_cache, extra) as (base, port):
         yield {"base": base, "port": port, "app_key": app["app_key"], "secret": app["secret"], "token": token, "data_dir": data_dir,
                "model_cache": model_cache}

@@ -193,7 +193,7 @@ def image_server() -> Iterator[str]:
 
 
 def test_images_from_urls_with_retries_and_limits(tmp_path: Path, image_server: str, make_settings: Callable[..., Any]) -> None:
-    workspace = Workspace(make_settings(tmp_path / "data", max_image_bytes=2_000_000, fetch_retries=2))
+    workspace = Workspace(make_settings(tmp_path / "data", max_image_bytes=2_000_000, fetch_retries=2, allow_private_import_urls=True))
     rows = [
         product_record(1, [f"{image_server}/img/31.jpg", f"{image_server}/flaky/32.jpg"]),
         product_record(2, [f"{image_server}/missing.jpg"]),
@@ -355,3 +355,12 @@ def test_ship_to_filters_survive_a_price_change_and_follow_a_shipping_change(tmp
     now = engine._shipping("US")
     assert now is not first and len(now) == len(first) + 1
     engine.close()
+
+
+def test_product_id_is_matched_whole() -> None:
+    from imagesearch.catalog.records import validate_record
+
+    record = {"shop_id": 1, "title": "t", "price": {"sale": "1", "currency": "USD"}, "images": ["a.jpg"]}
+    assert validate_record({**record, "product_id": "abc-1"}, "en").product_id == "abc-1"
+    with pytest.raises(ValueError, match="product_id"):
+        validate_record({**record, "product_id": "abc-1\n"}, "en")

@@ -279,11 +279,17 @@ def test_app_keys_can_be_required_on_v1(tmp_path: Path, model_cache: Path) -> No
 
 
 def test_writes_past_the_threshold_compact_in_the_background(tmp_path: Path, model_cache: Path) -> None:
-    """A PUT that leaves more delta segments than compact_max_deltas starts a compaction in its own process;
-    searches and writes go on, and /v1/catalog shows one segment once it is done."""
+    """Live writes fetch private addresses only when allow_private_import_urls says so; a PUT that leaves more
+    delta segments than compact_max_deltas starts a compaction in its own process; searches and writes go on,
+    and /v1/catalog shows one segment once it is done."""
     data_dir = tmp_path / "data"
     cli(data_dir, model_cache, "import", str(write_catalog(tmp_path, 4)))
     extra = {"IMAGESEARCH_ADMIN_TOKEN": "admin-secret", "IMAGESEARCH_COMPACT_MAX_DELTAS": "1"}
+    with running_server(data_dir, model_cache, extra) as (base, _):
+        record = product_record(40, [f"{base}/thumbnails/1.jpg"])
+        refused = httpx.put(f"{base}/v1/products/p040", json=record, headers=ADMIN, timeout=60)  # a loopback URL
+        assert refused.status_code == 422 and "non-public address" in refused.json()["error"]["message"]
+    extra["IMAGESEARCH_ALLOW_PRIVATE_IMPORT_URLS"] = "true"
     with running_server(data_dir, model_cache, extra) as (base, _):
         for number in (40, 41):
             record = product_record(number, [f"{base}/thumbnails/{number - 39}.jpg"])

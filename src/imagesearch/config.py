@@ -102,8 +102,12 @@ class Settings:
     #: Require an app key (X-App-Key, X-App-Secret headers) on /v1/search and /v1/products/{id}/match,
     #: with the app's rate limit: turn this on before exposing the service beyond the local demo.
     v1_requires_app_key: bool = False
-    #: Let /v1/search fetch image_url from private, loopback and link-local addresses.
+    #: Let /v1/search fetch image_url from private, loopback and link-local addresses (not globally routable).
     allow_private_image_urls: bool = False
+    #: Let catalog imports and the admin API fetch image URLs from such addresses (e.g. an intranet image server).
+    allow_private_import_urls: bool = False
+    #: A proxy for every image download ("" for none; the environment's HTTP_PROXY and the like are ignored).
+    fetch_proxy: str = ""
     #: Host names the service answers for (comma-separated, e.g. "shop.example,127.0.0.1"); empty: any.
     #: Behind a proxy, set it to the public name: other Host headers are refused (DNS rebinding, forged links).
     allowed_hosts: str = ""

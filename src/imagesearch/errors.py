@@ -129,7 +129,7 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     C.InvalidImageUrl: ErrorSpec(400, "{param} must be an absolute http(s) URL", "`image_url` is not an absolute http(s) URL"),
     C.ImageUrlForbidden: ErrorSpec(
         400, "{param} points to a non-public address; refused",
-        "`image_url` resolves to a private, loopback or link-local address (unless `allow_private_image_urls`)"),
+        "`image_url` (or a catalog image URL) resolves to an address that is not globally routable: private, loopback, link-local, shared (unless `allow_private_image_urls`, or `allow_private_import_urls` for imports)"),
     C.ImageUrlUnreachable: ErrorSpec(400, "{param} could not be fetched: {reason}", "`image_url` cannot be resolved, fetched or answers an error"),
     C.CatalogUnavailable: ErrorSpec(503, "the catalog cannot be searched: {reason}", "the catalog or index cannot be used (e.g. built by another embedder)"),
     C.InvalidRequest: ErrorSpec(400, "{reason}", "a body that is not what the route takes (e.g. not a JSON object)", ("v1",)),

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from ..access.store import AccessStore
 from ..catalog.base import ProductView
 from ..errors import CatalogError, ErrorCode, RequestError
+from ..fetcher import FetchPolicy, fetch
 from ..i18n import parse_language
 from ..ingest.compact import due
 from ..ingest.importer import (
@@ -44,7 +45,6 @@ from .admission import Admission
 from .background import BackgroundCompaction
 from .forms import parse_form, read_body
 from .ratelimit import RateLimiter, ban_seconds
-from .remote import fetch_image
 from .threads import json_from_thread
 
 
@@ -171,10 +171,7 @@ class NativeApi:
         raw, image = self._image_and_fields(body, content_type)
         params = self.engine.parse(raw, image=image, image_param="file", fields=V1_FIELDS)
         if params.image_url is not None:
-            settings = self.settings
-            params = params.with_image(
-                fetch_image(params.image_url, settings.max_image_bytes, settings.fetch_timeout, settings.allow_private_image_urls)
-            )
+            params = params.with_image(fetch(params.image_url, FetchPolicy.for_queries(self.settings)))
         page = self.engine.search(params)
         state["timings"] = page.timings
         return {"request_id": state.get("request_id", ""), **page_json(page, present_page(page, self.settings.default_lang, public_url), public_url)}

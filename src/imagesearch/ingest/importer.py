@@ -35,7 +35,7 @@ from ..errors import CatalogError, ImageSearchError, RequestError
 from ..parts import Parts
 from ..pricing.rates import RatesTable
 from ..vision.decode import ORIGINAL_SIZE, decode_image, draft_side, thumbnail_jpeg
-from .sources import FetchError, FetchSettings, fetch_all, is_url, resolve_local
+from .sources import FetchError, fetch_all, is_url, resolve_local
 
 CHUNK_PRODUCTS = 64
 CHANGED_DURING_IMPORT = "the catalog file changed while it was being imported; nothing was changed: import it again"
@@ -154,7 +154,7 @@ def _prepare(parts: Parts, rows: RowSource, base_dir: Path, report: ImportReport
                     valid.append(item)  # type: ignore[arg-type]
                 else:
                     errors.append(refused)
-            fetched = fetch_all((ref for row in valid for ref in row.record.images), base_dir, FetchSettings.of(parts.settings))
+            fetched = fetch_all((ref for row in valid for ref in row.record.images), base_dir, parts.settings)
             hashes = {ref: hashlib.sha256(data).hexdigest() for ref, data in fetched.items() if isinstance(data, bytes)}
             known = parts.catalog.known_blobs(hashes.values())
             new_contents = {hashes[ref]: data for ref, data in fetched.items() if isinstance(data, bytes) and hashes[ref] not in known}

@@ -22,7 +22,7 @@ from ..errors import RequestError
 from ..parts import Parts
 from ..vision.decode import decode_image, draft_side
 from .importer import record_generation
-from .sources import FetchSettings, fetch_all
+from .sources import fetch_all
 
 RE_EMBED_BATCH = 64
 
@@ -45,7 +45,7 @@ def _re_embed(parts: Parts, report: ReindexReport, progress: bool) -> dict[str, 
     for start in tqdm(range(0, len(shas), RE_EMBED_BATCH), desc="re-embed", unit="batch", disable=not progress):
         batch = shas[start : start + RE_EMBED_BATCH]
         sources = {sha: catalog.sources_of(sha) for sha in batch}
-        fetched = fetch_all((refs[0] for refs in sources.values() if refs), Path('/'), FetchSettings.of(parts.settings))
+        fetched = fetch_all((refs[0] for refs in sources.values() if refs), Path('/'), parts.settings)
         images = []
         for sha in batch:
             refs = sources[sha]
