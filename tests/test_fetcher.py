@@ -198,3 +198,13 @@ def test_imports_have_their_own_private_address_setting(tmp_path: Path, server: 
     with pytest.raises(RequestError, match="non-public"):
         fetch(url, FetchPolicy.for_queries(opened))
 
+
+
+def test_a_configured_proxy_is_used_and_the_target_name_still_checked(monkeypatch: pytest.MonkeyPatch, server: int) -> None:
+    """The loopback server plays the proxy (it answers absolute-URI requests); the proxy's own address may be private."""
+    monkeypatch.setattr(socket, "getaddrinfo", Resolver({"public.example": [["8.8.8.8"]], "internal.example": [["10.0.0.1"]]}))
+    policy = FetchPolicy(100_000, 2.0, proxy=f"http://127.0.0.1:{server}")
+    assert fetch("http://public.example/ok", policy) == b"image for public.example"
+    with pytest.raises(RequestError) as error:
+        fetch("http://internal.example/ok", policy)
+    assert error.value.code == "ImageUrlForbidden"
