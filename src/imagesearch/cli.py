@@ -18,7 +18,7 @@ from .ingest.importer import ImportRejected, delete_products, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
 from .search.engine import iso_time, same_thresholds_of
-from .workspace import Workspace
+from .workspace import Workspace, write_problem
 
 if TYPE_CHECKING:
     import socket
@@ -231,6 +231,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     os.environ.setdefault("IMAGESEARCH_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     os.environ.setdefault("IMAGESEARCH_INDEX_THREADS", "1")
     os.environ[HEADER_TIMEOUT_ENV] = str(settings.header_timeout)
+    problem = write_problem(settings.data_dir) if settings.data_dir.exists() and not settings.read_only else None
+    if problem:  # searches can still be answered: start read-only rather than not at all
+        click.echo(f"warning: {problem}; serving read-only (searches answer, catalog writes are refused)", err=True)
+        os.environ["IMAGESEARCH_READ_ONLY"] = "true"
+        settings = settings.with_overrides(read_only=True)
     _ = Workspace(settings).embedder  # export the model once, before workers start
     config = uvicorn.Config(
         "imagesearch.http.app:app_from_environment",

@@ -97,6 +97,10 @@ class Settings:
     #: Searches one server process takes at once (running or waiting for a thread); more are turned
     #: away at once (HTTP 503 with Retry-After on /v1, ApiCallLimit on /sync) instead of queueing.
     max_pending_searches: int = 16
+    #: Serve without writing to the data directory: searches answer (first pages, no paging cursors),
+    #: catalog writes are refused.  ``serve`` turns it on by itself when the directory cannot be written
+    #: at start (a full or read-only disk) and says so in /healthz.
+    read_only: bool = False
     #: Bearer token for catalog writes over HTTP (PUT/DELETE /v1/products); empty disables them.
     admin_token: str = ""
     #: Require an app key (X-App-Key, X-App-Secret headers) on /v1/search and /v1/products/{id}/match,

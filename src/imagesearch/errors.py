@@ -59,6 +59,7 @@ class ErrorCode(StrEnum):
     Unauthorized = "Unauthorized"
     InvalidProduct = "InvalidProduct"
     WriteConflict = "WriteConflict"
+    ReadOnly = "ReadOnly"
     AppKeyRequired = "AppKeyRequired"
     RateLimited = "RateLimited"
     Overloaded = "Overloaded"
@@ -142,6 +143,9 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
         401, "a valid admin token is required (Authorization: Bearer <token>)", "a catalog write without the right bearer token", ("v1",)),
     C.InvalidProduct: ErrorSpec(422, "{reason}", "a product that does not validate (every problem listed)", ("v1",)),
     C.WriteConflict: ErrorSpec(409, "{reason}", "another import or reindex is writing", ("v1",)),
+    C.ReadOnly: ErrorSpec(
+        503, "{reason}", "a catalog write while the service runs read-only (`read_only`, or a data directory it could not write at start)",
+        ("v1",)),
     C.AppKeyRequired: ErrorSpec(
         401, "this service requires an app key: send X-App-Key and X-App-Secret (see `imagesearch apps create`)",
         "`v1_requires_app_key` is on and the app key or secret is missing, unknown, revoked or wrong", ("v1",)),
@@ -220,6 +224,10 @@ class RequestError(ImageSearchError):
 
 class CatalogError(ImageSearchError):
     """The catalog or index is missing, inconsistent, busy or built with another embedder."""
+
+
+class ReadOnlyError(CatalogError):
+    """A write to a data directory opened read-only."""
 
 
 def markdown_table(surface: Surface) -> str:

@@ -17,13 +17,34 @@ from pathlib import Path
 from .catalog.backends import open_catalog
 from .catalog.meta import GENERATION_KEY
 from .config import Settings
-from .errors import CatalogError
+from .errors import CatalogError, ReadOnlyError
 from .index.backends import open_vector_store
 from .index.base import IndexState, VectorIndex
 from .pricing.rates import RatesTable, load_rates
 from .vision.decode import DecodeLimits
 from .vision.efficientnet import EfficientNetLiteEmbedder, EfficientNetSettings
 from .vision.embedder import Embedder
+
+#: Bytes the start-up probe writes: enough that a full disk refuses them (an empty file may still be created).
+PROBE_BYTES = 64 * 1024
+
+
+def write_problem(data_dir: Path) -> str | None:
+    """Why ``data_dir`` cannot be written now (a full or read-only disk, no permission), or None if it can."""
+    probe = data_dir / f".write-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        return f"{data_dir} cannot be written ({exc.strerror or exc})"
+    finally:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return None
 
 
 class Workspace:
@@ -32,7 +53,7 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
-        if not self.data_dir.exists():
+        if not self.data_dir.exists() and not settings.read_only:
             # App secrets, tokens and the catalog live here: readable by the service's user only.
             self.data_dir.mkdir(parents=True, mode=0o700)
         self.catalog = open_catalog(settings)
@@ -90,6 +111,9 @@ class Workspace:
 
         ``wait`` seconds are allowed for another writer to finish; past them the write is refused.
         """
+        if self.settings.read_only:
+            raise ReadOnlyError(f"{self.data_dir} is opened read-only: catalog writes are refused until the service "
+                                "is restarted with a writable data directory")
         path = self.data_dir / ".write.lock"
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Float, MetaData, String, Table, insert, inspect, select, update
 from sqlalchemy.engine import Engine
 
 _metadata = MetaData()
@@ -82,11 +82,15 @@ class AccessStore:
     costs one query a second per app instead of one each.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, read_only: bool = False) -> None:
         self.engine = engine
         self._apps: dict[str, tuple[float, App | None]] = {}
         self._lock = threading.Lock()
+        if read_only:  # nothing is created or migrated; a catalog that never had apps has none
+            self._tables = all(inspect(engine).has_table(table.name) for table in _metadata.sorted_tables)
+            return
         _metadata.create_all(engine)
+        self._tables = True
         self._hash_clear_tokens()
 
     def _hash_clear_tokens(self) -> None:
@@ -104,6 +108,8 @@ class AccessStore:
         return app
 
     def get_app(self, app_key: str) -> App | None:
+        if not self._tables:
+            return None
         with self.engine.connect() as connection:
             row = connection.execute(select(apps_table).where(apps_table.c.app_key == app_key)).first()
         return App(**row._mapping) if row else None
@@ -128,6 +134,8 @@ class AccessStore:
         return app
 
     def list_apps(self) -> list[App]:
+        if not self._tables:
+            return []
         with self.engine.connect() as connection:
             return [App(**row._mapping) for row in connection.execute(select(apps_table).order_by(apps_table.c.created_at))]
 
@@ -158,6 +166,8 @@ class AccessStore:
 
     def token_valid(self, token: str, app_key: str) -> bool:
         """The token exists, belongs to ``app_key``, is not revoked and not expired."""
+        if not self._tables:
+            return False
         with self.engine.connect() as connection:
             row = connection.execute(select(tokens_table).where(tokens_table.c.token == _hashed(token))).first()
         return bool(row and row.app_key == app_key and row.revoked_at is None and row.expires_at > time.time())

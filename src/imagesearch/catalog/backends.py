@@ -10,7 +10,7 @@ from .sqlite import SqliteCatalog
 
 #: Each backend, built from the settings (a server catalog reads its URL from them).
 BACKENDS: dict[str, Callable[[Settings], Catalog]] = {
-    "sqlite": lambda settings: SqliteCatalog(settings.data_dir),
+    "sqlite": lambda settings: SqliteCatalog(settings.data_dir, read_only=settings.read_only),
 }
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from sqlalchemy import (
@@ -29,7 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
+from ..errors import ReadOnlyError
 from .base import Blob, Category, ProductView, SortKey
 from .meta import SHIPPING_KEY
 from .records import ProductRecord
@@ -58,14 +61,34 @@ def _chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-def _sqlite_engine(path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 60, "check_same_thread": False})
+def _read_only_engine(path: Path) -> Engine:
+    """An engine that reads ``path`` without writing anything beside it.
+
+    ``mode=ro`` still sees what other processes commit, but SQLite must be
+    able to create the WAL's shared-memory file for it; where it cannot (a
+    read-only file system, a full disk) the database is opened ``immutable``:
+    as it is now, until a restart.
+    """
+    base = f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
+    engine = _sqlite_engine(base, read_only=True)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        return engine
+    except OperationalError:
+        engine.dispose()
+        return _sqlite_engine(base.replace("&uri=true", "&immutable=1&uri=true"), read_only=True)
+
+
+def _sqlite_engine(url: str, read_only: bool = False) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
         # Let SQLAlchemy's BEGIN be a real, immediate write lock (not the driver's lazy one).
@@ -81,28 +104,39 @@ def _sqlite_engine(path: Path) -> Engine:
 class SqliteCatalog:
     """Products, texts, shipping, categories and images of one data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, data_dir: Path, read_only: bool = False) -> None:
         self.path = data_dir / CATALOG_FILE
+        if read_only:
+            if not self.path.exists():
+                raise ReadOnlyError(f"there is no catalog in {data_dir}, and it is opened read-only")
+            self.engine = _read_only_engine(self.path)
+            if self._migrations():
+                raise ReadOnlyError(f"the catalog in {data_dir} was made by an earlier version: open it once with write access to upgrade it")
+            return
+        data_dir.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             # SQLite gives its -wal and -shm files the database file's permissions.
             self.path.touch(mode=0o600)
-        self.engine = _sqlite_engine(self.path)
+        self.engine = _sqlite_engine(f"sqlite:///{self.path}")
         metadata.create_all(self.engine)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Bring a catalog made by an earlier version up to this schema: columns and indexes added since."""
         with self.engine.begin() as connection:
-            columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(products)")}
-            if "fingerprint" not in columns:
-                connection.exec_driver_sql("ALTER TABLE products ADD COLUMN fingerprint VARCHAR(64)")
-            columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(image_blobs)")}
-            if "embedding_format" not in columns:
-                connection.exec_driver_sql("ALTER TABLE image_blobs ADD COLUMN embedding_format VARCHAR(8) NOT NULL DEFAULT 'float32'")
+            for statement in self._migrations():
+                connection.exec_driver_sql(statement)
         for table in metadata.sorted_tables:
             for index in table.indexes:
                 index.create(self.engine, checkfirst=True)
+
+    def _migrations(self) -> list[str]:
+        """What brings a catalog made by an earlier version up to this schema (columns added since; indexes are created apart)."""
+        with self.engine.connect() as connection:  # (a table that does not exist has no columns)
+            products = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(products)")}
+            blobs = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(image_blobs)")}
+        statements = []
+        if "fingerprint" not in products:
+            statements.append("ALTER TABLE products ADD COLUMN fingerprint VARCHAR(64)")
+        if "embedding_format" not in blobs:
+            statements.append("ALTER TABLE image_blobs ADD COLUMN embedding_format VARCHAR(8) NOT NULL DEFAULT 'float32'")
+        return statements
 
     def close(self) -> None:
         self.engine.dispose()

@@ -167,7 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
     """One application over one data directory (each server worker builds its own)."""
     workspace = Workspace(settings)
     engine = SearchEngine(workspace)
-    access = AccessStore(workspace.catalog.engine)
+    access = AccessStore(workspace.catalog.engine, read_only=settings.read_only)
     limiter = RateLimiter(share=1.0 / max(1, settings.workers))
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -225,6 +225,8 @@ def create_app(settings: Settings) -> FastAPI:
         """Up, with the index in force; "degraded" with the reasons when writes are at risk (searches still answer)."""
         snapshot = await run_in_threadpool(engine.snapshot)
         reasons = disk_trouble(workspace.data_dir)
+        if settings.read_only:
+            reasons.insert(0, "serving read-only: catalog writes are refused and searches answer their first page only")
         return {"status": "degraded" if reasons else "ok", "reasons": reasons, "generation": snapshot.generation,
                 "vectors": len(snapshot.index), "pid": os.getpid()}
 

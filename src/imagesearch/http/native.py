@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..access.store import AccessStore
 from ..catalog.base import ProductView
-from ..errors import CatalogError, ErrorCode, RequestError
+from ..errors import CatalogError, ErrorCode, ReadOnlyError, RequestError
 from ..fetcher import FetchPolicy, fetch
 from ..i18n import parse_language
 from ..ingest.compact import due
@@ -237,6 +237,8 @@ class NativeApi:
         parts = self.engine.parts
         try:
             report = operation(parts, *args)
+        except ReadOnlyError as exc:
+            raise RequestError(ErrorCode.ReadOnly, reason=str(exc)) from None
         except ImportRejected as rejected:
             raise RequestError(ErrorCode.InvalidProduct, reason="; ".join(error.reason for error in rejected.errors)) from None
         except CatalogError as exc:

@@ -118,7 +118,7 @@ class SearchEngine:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         self.settings = parts.settings
-        self.results = ResultStore(parts.data_dir, self.settings.result_ttl_seconds)
+        self.results = ResultStore(parts.data_dir, self.settings.result_ttl_seconds, read_only=self.settings.read_only)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._rates: tuple[float, RatesTable] | None = None
@@ -332,7 +332,10 @@ class SearchEngine:
         timings["sort_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         key, warnings = "", []
-        if len(ordered) > page_size:
+        if len(ordered) > page_size and self.results.read_only:
+            warnings.append("the service runs read-only, so the next pages cannot be stored: "
+                            "no next_start_row_key; ask for another page_no with the same search")
+        elif len(ordered) > page_size:
             try:
                 key = self.results.save(result)
             except OperationalError:  # a full or read-only disk: answer this page, without a cursor

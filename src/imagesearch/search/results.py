@@ -75,9 +75,11 @@ OPTION_FIELDS = tuple(field.name for field in fields(ResultSet) if field.name !=
 class ResultStore:
     """Stores result sets by id with a time-to-live."""
 
-    def __init__(self, data_dir: Path, ttl_seconds: int) -> None:
+    def __init__(self, data_dir: Path, ttl_seconds: int, read_only: bool = False) -> None:
         self.ttl = ttl_seconds
         self._purged_at = 0.0
+        #: Cursors cannot be stored in a data directory opened read-only: searches answer their first page.
+        self.read_only = read_only
         self.engine = create_engine(f"sqlite:///{data_dir / RESULTS_FILE}", connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(self.engine, "connect")
@@ -85,7 +87,8 @@ class ResultStore:
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
-        _metadata.create_all(self.engine)
+        if not read_only:
+            _metadata.create_all(self.engine)
 
     def save(self, result: ResultSet) -> str:
         """Store ``result``; returns its id.  Expired sets are purged on the way."""
@@ -102,6 +105,8 @@ class ResultStore:
 
     def load(self, key: str) -> ResultSet | None:
         """The set stored under ``key``, or None if unknown or expired."""
+        if self.read_only:
+            return None
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(_result_sets.c.created_at, _result_sets.c.payload).where(_result_sets.c.id == key)
