@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -137,9 +138,11 @@ def running_server(
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     env = dict(os.environ, IMAGESEARCH_MODEL_CACHE_DIR=str(model_cache), **(extra_env or {}))
+    # The log goes to a file, not a pipe: a pipe nobody reads fills up and then blocks the server.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "imagesearch.cli", "--data-dir", str(data_dir), "serve", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -151,12 +154,14 @@ def running_server(
             except httpx.HTTPError:
                 pass
             if time.time() > deadline or process.poll() is not None:
-                raise RuntimeError("server did not start: " + (process.stderr.read().decode()[-2000:] if process.stderr else ""))
+                log.seek(0)
+                raise RuntimeError("server did not start: " + log.read().decode(errors="replace")[-2000:])
             time.sleep(0.2)
         yield base, port
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
 
 
 def cli(data_dir: Path, model_cache: Path, *args: str) -> Any:

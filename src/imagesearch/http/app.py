@@ -24,6 +24,7 @@ import fastapi_offline
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -39,7 +40,7 @@ from ..search.engine import SearchEngine
 from ..workspace import Workspace
 from .admission import RETRY_AFTER, Admission
 from .gateway import Gateway, sync_endpoint
-from .native import NativeApi, build_native_router
+from .native import ErrorBody, NativeApi, build_native_router
 from .ratelimit import RateLimiter
 from .threads import base_url
 
@@ -77,6 +78,20 @@ def disk_trouble(data_dir: Path) -> list[str]:
     if not os.access(data_dir, os.W_OK):
         reasons.append("the data directory is not writable")
     return reasons
+
+
+def documented_errors_only(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document without its default 422 answers: a request that fails validation gets
+    400 ``InvalidRequest`` in our error shape here (see the handler of ``RequestValidationError``)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def error_json(error: RequestError, request_id: str) -> JSONResponse:
@@ -255,7 +270,10 @@ def create_app(settings: Settings) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/thumbnails/{image_id}.jpg", summary="A catalog image's stored 256 px thumbnail")
+    @app.get("/thumbnails/{image_id}.jpg", summary="A catalog image's stored 256 px thumbnail", response_class=Response, responses={
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}, "description": "the JPEG"},
+        404: {"model": ErrorBody, "description": "NotFound: no image with this id"},
+    })
     async def thumbnail(image_id: str) -> Response:
         """An image id never changes content, so thumbnails are cached for long."""
         data = await run_in_threadpool(workspace.catalog.thumbnails, [int(image_id)]) if image_id.isascii() and image_id.isdigit() and len(image_id) <= 18 else {}
@@ -263,6 +281,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise RequestError(ErrorCode.NotFound, reason=f"no image {image_id[:32]}")
         return Response(next(iter(data.values())), media_type="image/jpeg", headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
+    app.openapi = lambda: documented_errors_only(app)  # type: ignore[method-assign]
     allowed = frozenset(host.strip().lower() for host in settings.allowed_hosts.split(",") if host.strip())
     app.add_middleware(AccessLog, allowed_hosts=allowed)
     return app

@@ -55,7 +55,7 @@ class SearchRequest(BaseModel):
     entry point shares (``search/params.py``), so its errors are the same everywhere.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}]})
     image_base64: str | None = Field(None, description="the photo, base64 (standard or URL-safe; a data: URL prefix is fine)")
     image_url: str | None = Field(None, description="or the photo's http(s) URL (public addresses only, unless allowed)")
     search_type: str | None = Field(None, description="similar (default) or same")
@@ -276,6 +276,7 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
         "application/json": {"schema": SearchRequest.model_json_schema()},
         "multipart/form-data": {"schema": {
             "type": "object",
+            "anyOf": [{"required": ["file"]}, {"required": ["image_url"]}],
             "properties": {"file": {"type": "string", "format": "binary", "description": "the photo"},
                            **{key: value for key, value in SearchRequest.model_json_schema()["properties"].items() if key != "image_base64"}},
         }},
