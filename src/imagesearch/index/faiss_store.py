@@ -113,8 +113,12 @@ class FaissStore:
         if generation == 0:
             return None
         path = self._state_path(generation)
-        if path.exists():
-            data = json.loads(path.read_text())
+        try:
+            text = path.read_text()
+        except FileNotFoundError:  # (swept by a newer generation meanwhile, or never written)
+            text = None
+        if text is not None:
+            data = json.loads(text)
             layout = data.pop("layout", 1)
             if layout > LAYOUT or not set(data) <= KNOWN_FIELDS:
                 raise CatalogError(
@@ -158,15 +162,18 @@ class FaissStore:
             )
         known = dict(reuse.segments) if isinstance(reuse, SegmentedIndex) else {}
         projections = reuse.projections if isinstance(reuse, SegmentedIndex) else {}
-        segments = [
-            (segment, known[segment] if segment in known else FaissIndex.load(self.root / segment, self.settings))
-            for segment in state.segments
-        ]
-        tombstones = np.load(self.root / state.tombstones) if state.tombstones else None
-        return SegmentedIndex(
-            state.dim, segments, tombstones,
-            {item: projections[item] if item in projections else Projection.load(self.root / item) for item in state.projections},
-        )
+        try:
+            segments = [
+                (segment, known[segment] if segment in known else FaissIndex.load(self.root / segment, self.settings))
+                for segment in state.segments
+            ]
+            tombstones = np.load(self.root / state.tombstones) if state.tombstones else None
+            reductions = {item: projections[item] if item in projections else Projection.load(self.root / item) for item in state.projections}
+        except FileNotFoundError:
+            # A writer published a newer generation and swept this one's files while they were being opened:
+            # the caller reads the current generation again.
+            raise CatalogError(f"index generation {generation} was replaced while it was being opened") from None
+        return SegmentedIndex(state.dim, segments, tombstones, reductions)
 
     def projection_of(self, state: IndexState | None) -> str | None:
         """The reduction new segments of ``state`` use: its base's (None: full dimension)."""

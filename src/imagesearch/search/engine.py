@@ -112,6 +112,10 @@ class SearchPage:
         return self.page_no < self.page_count
 
 
+#: Times a snapshot is loaded again when writes keep replacing the generation being opened.
+ATTEMPTS = 5
+
+
 class SearchEngine:
     """Answers searches over one parts; safe to share between threads."""
 
@@ -144,14 +148,14 @@ class SearchEngine:
 
     def _load_snapshot(self, previous: Snapshot | None) -> Snapshot:
         known = previous.owners if previous is not None else np.zeros(0, np.int64)
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
             try:
                 generation, ids, owners = self.parts.catalog.owners_since(GENERATION_KEY, len(known) - 1)
                 index = self.parts.open_index(generation, reuse=previous.index if previous else None)
                 break
             except CatalogError as exc:
                 # A write may have replaced (and swept) the generation just read: read it again.
-                if attempt == 2 or self.parts.generation() == generation:
+                if attempt == ATTEMPTS - 1 or self.parts.generation() == generation:
                     raise RequestError(ErrorCode.CatalogUnavailable, reason=str(exc)) from exc
         table = known
         if len(ids):
