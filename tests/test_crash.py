@@ -261,3 +261,18 @@ def test_sigkill_at_random_moments(two_states: Any) -> None:
             import_file(after, second.parent.parent / "a" / "catalog.jsonl", replace=True)
         after.close()
     assert not all(outcomes), "no kill landed before the commit; the test proves nothing"
+
+
+def test_a_generation_swept_while_it_is_opened_is_reported_as_replaced(with_deltas: Any) -> None:
+    """A reader that lost the race with a writer's sweep gets CatalogError (and the engine reads the new
+    generation again), not a FileNotFoundError that would answer 500."""
+    from imagesearch.errors import CatalogError
+
+    workspace, _ = with_deltas
+    state = workspace.index_state()
+    (workspace.data_dir / "index" / state.tombstones).unlink()
+    with pytest.raises(CatalogError, match="replaced while it was being opened"):
+        workspace.open_index(state.generation)
+    (workspace.data_dir / "index" / f"state-{state.generation:08d}.json").unlink()
+    with pytest.raises(CatalogError, match="missing"):
+        workspace.open_index(state.generation)
