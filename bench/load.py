@@ -1,6 +1,7 @@
 """Load: searchV2 requests per second and latency through /sync, at concurrency 1, 4, 16 and 64.
 
     python bench/load.py [--workers 2] [--designs 300] [--requests 200] [--seconds 30]
+    python bench/load.py --generator hey --requests 2000   # the levels sent by hey to /v1/search
     python bench/load.py --levels --soak 20000      # a soak: 20,000 requests at concurrency 64
 
 Starts ``imagesearch serve`` on 127.0.0.1 over a generated demo catalog
@@ -11,6 +12,10 @@ generator in this process.  Each level stops after ``--requests`` requests or
 turns away (``ApiCallLimit``: every search slot taken) are counted as shed,
 apart from the latencies of admitted ones.  Requests are built (base64,
 signature) before the clock starts: only the round trip is timed.
+
+With ``--generator hey``, the levels are sent by ``hey`` (Go; ``apt install hey``) to
+``/v1/search`` instead: on a 2-core machine the Python generator takes a core of its own, and
+its queue inflates the tail latency it measures.
 
 With ``--soak N``, one more level: N requests at concurrency 64 while the
 resident memory of the server's processes (the parent and its workers) is
@@ -110,6 +115,33 @@ async def level(base: str, app: dict, images: list[bytes], concurrency: int, tot
     }
 
 
+def hey_level(base: str, image: bytes, concurrency: int, total: int) -> dict:
+    """One level sent by ``hey`` (a load generator in Go: far lighter than this process's asyncio clients)
+    to ``/v1/search`` (multipart, one photo): shed requests are 503s there, visible in hey's per-request CSV."""
+    boundary = "loadbench7f3a"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"q.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    body_file = RESULTS / "load-body.bin"
+    body_file.write_bytes(body)
+    started = time.perf_counter()
+    out = subprocess.run(
+        ["hey", "-n", str(total), "-c", str(concurrency), "-m", "POST", "-T", f"multipart/form-data; boundary={boundary}",
+         "-D", str(body_file), "-o", "csv", f"{base}/v1/search"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    elapsed = time.perf_counter() - started
+    rows = [line.split(",") for line in out.splitlines()[1:] if line.strip()]
+    admitted = [float(row[0]) * 1000 for row in rows if row[6] == "200"]
+    shed = sum(1 for row in rows if row[6] == "503")
+    errors = len(rows) - len(admitted) - shed
+    return {
+        "generator": "hey", "concurrency": concurrency, "requests": len(admitted), "errors": errors, "shed": shed,
+        # hey splits -n evenly between its workers (31 each for 2000 at 64): what it sent is that many, not -n
+        "connections_dropped": (total // concurrency) * concurrency - len(rows), "requests_per_s": round(len(admitted) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(admitted, 50)), 1), "p99_ms": round(float(np.percentile(admitted, 99)), 1),
+    }
+
+
 def tree_rss(pid: int) -> int:
     """Resident bytes of a process and all its descendants (the server and its workers)."""
     total, pending = 0, [pid]
@@ -197,6 +229,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--soak", type=int, default=0, help="then N requests at concurrency 64, memory sampled")
     parser.add_argument("--levels", type=int, nargs="*", default=[1, 4, 16, 64])
+    parser.add_argument("--generator", choices=["python", "hey"], default="python",
+                        help="hey: send the levels with `hey` (apt install hey) to /v1/search instead of this process to /sync")
     args = parser.parse_args()
     data_dir = str(RESULTS / "load-data")
     subprocess.run(["rm", "-rf", data_dir], check=True)
@@ -223,7 +257,10 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         asyncio.run(level(base, app, images, 2, 20, 10))  # warm-up: every worker loads its model and index
-        results = [asyncio.run(level(base, app, images, c, args.requests, args.seconds)) for c in args.levels]
+        if args.generator == "hey":
+            results = [hey_level(base, images[0], c, args.requests) for c in args.levels]
+        else:
+            results = [asyncio.run(level(base, app, images, c, args.requests, args.seconds)) for c in args.levels]
         soaked = asyncio.run(soak(base, app, images, args.soak, server.pid)) if args.soak else None
         overhead = http_overhead(base, app, data_dir, args.workers, images, max(1, args.requests // len(images)))
     finally:
