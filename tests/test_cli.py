@@ -38,6 +38,9 @@ def imported(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tup
 def test_import_prints_a_report(tmp_path: Path, model_cache: Path) -> None:
     report = json.loads(run(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 3))).stdout)
     assert report["products_written"] == 3 and report["generation"] == 1
+    # everything the service created is its user's alone, whatever the umask it was started with
+    created = [tmp_path / "data", *(tmp_path / "data").rglob("*")]
+    assert {oct(path.stat().st_mode & 0o077) for path in created} == {"0o0"}
 
 
 def test_search_prints_searchv2_json(imported: tuple[Path, Path], model_cache: Path) -> None:

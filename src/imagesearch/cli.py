@@ -69,6 +69,9 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """Visual product search over your own catalog, speaking AliExpress's searchV2."""
+    # App secrets, token hashes, the catalog and its index: whatever this process creates is its user's alone
+    # (files 0600, folders 0700), whatever the shell's umask.
+    os.umask(0o077)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("imagesearch").setLevel(logging.INFO)
     ctx.ensure_object(dict)
