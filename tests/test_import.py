@@ -364,3 +364,13 @@ def test_product_id_is_matched_whole() -> None:
     assert validate_record({**record, "product_id": "abc-1"}, "en").product_id == "abc-1"
     with pytest.raises(ValueError, match="product_id"):
         validate_record({**record, "product_id": "abc-1\n"}, "en")
+
+
+def test_image_paths_cannot_leave_the_catalog_files_folder(tmp_path: Path, workspace: Workspace) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "secret.jpg").write_bytes(jpeg_bytes(product_image(5)))
+    rows = [product_record(1, ["../secret.jpg"]), product_record(2, ["/etc/passwd"]), product_record(3, ["file:///etc/hostname"])]
+    with pytest.raises(ImportRejected) as error:
+        import_file(workspace, write_rows(tmp_path / "shop" / "c.jsonl", rows))
+    assert len(error.value.errors) == 3 and all("outside the catalog file's folder" in e.reason for e in error.value.errors)
+    assert workspace.catalog.counts()["products"] == 0
