@@ -6,7 +6,7 @@
 A catalog of N products with one image each (vectors clustered around real
 embeddings, as in bench/speed.py; IVF above 20k), where 1 % of the products
 ship to one country and 50 % to another.  For each filter, the engine's own
-search path (``SearchEngine._shipping`` builds the filter, the segmented index
+search path (``SearchEngine._filter`` builds the filter, the segmented index
 applies it, ``SearchEngine.nearest`` re-ranks) answers k=400 for real query photos' embeddings; recall@10 is
 against exact inner products with the catalog's full-precision vectors of the kept images only.  Without a filter,
 for comparison, and, as the baseline in the same process, the previous way:
@@ -25,7 +25,7 @@ from common import RESULTS, exact_top, load_image, machine, recall_at, today
 from speed import photos, synthetic_catalog
 from sqlalchemy import insert, update
 
-from imagesearch.catalog.meta import SHIPPING_KEY
+from imagesearch.catalog.meta import FILTERS_KEY
 from imagesearch.catalog.schema import product_ship_to, products
 from imagesearch.config import load_settings
 from imagesearch.search.engine import INITIAL_K, SearchEngine
@@ -44,7 +44,7 @@ def restrict_shipping(workspace: Workspace, size: int, rng: np.random.Generator)
             writer.connection.execute(insert(product_ship_to), [
                 {"product_pk": pk + 1, "country": str(countries[pk])} for pk in range(start, min(size, start + 50_000))
             ])
-        writer.set_meta(SHIPPING_KEY, str(time.time()))
+        writer.set_meta(FILTERS_KEY, str(time.time()))
     return {country: np.flatnonzero(countries == country) + 1 for country in COUNTRIES}  # image id == product pk here
 
 
@@ -69,7 +69,7 @@ def filter_costs(workspace: Workspace, engine: SearchEngine, size: int, queries:
     report: dict = {"images": size, "index": index.kind}
     for country in [None, *COUNTRIES]:
         started = time.perf_counter()
-        only = engine._shipping(country)
+        only = engine._filter(country)
         build_ms = (time.perf_counter() - started) * 1000
         pool = ids if country is None else kept[country]
         truth = exact_top(workspace.catalog.vectors, pool, queries, 10)

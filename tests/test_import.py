@@ -343,16 +343,16 @@ def test_ship_to_filters_survive_a_price_change_and_follow_a_shipping_change(tmp
     path = write_catalog(tmp_path, 6)
     import_file(workspace, path)
     engine = SearchEngine(workspace)
-    first = engine._shipping("US")
+    first = engine._filter("US")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[1]["price"]["sale"] = "1.23"  # product 1 ships to the US and France
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     import_file(workspace, path)
-    assert engine._shipping("US") is first
+    assert engine._filter("US") is first
     rows[2]["ship_to"] = ["US"]  # product 2 shipped to Germany and Britain
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     import_file(workspace, path)
-    now = engine._shipping("US")
+    now = engine._filter("US")
     assert now is not first and len(now) == len(first) + 1
     engine.close()
 

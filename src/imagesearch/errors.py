@@ -42,6 +42,9 @@ class ErrorCode(StrEnum):
     UnsupportedCurrency = "UnsupportedCurrency"
     InvalidLanguage = "InvalidLanguage"
     InvalidShipTo = "InvalidShipTo"
+    InvalidCategoryId = "InvalidCategoryId"
+    InvalidMinScore = "InvalidMinScore"
+    InvalidRegion = "InvalidRegion"
     InvalidPageSize = "InvalidPageSize"
     InvalidPageNo = "InvalidPageNo"
     InvalidStartRowKey = "InvalidStartRowKey"
@@ -120,6 +123,13 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     C.InvalidShipTo: ErrorSpec(
         400, "{param} {value!r} is not an ISO 3166-1 alpha-2 country code (e.g. US, FR, GB)",
         "not an ISO 3166-1 alpha-2 country (`UK` is accepted)"),
+    C.InvalidCategoryId: ErrorSpec(
+        400, "{param} must be a category id of 1 to 64 letters, digits, '-', '_' or '.', got {value!r}",
+        "`category_id` (a first- or second-level category id of the catalog) is not an id"),
+    C.InvalidMinScore: ErrorSpec(400, "{param} must be a number from 0 to 1, got {value!r}", "`min_score` not a number in 0-1"),
+    C.InvalidRegion: ErrorSpec(
+        400, "{param} {reason}",
+        "`region` is not [x, y, width, height] (pixels, or fractions of the photo when every value is at most 1) inside the photo"),
     C.InvalidPageSize: ErrorSpec(400, "{param} must be a whole number from {low} to {high}, got {value!r}", "`page_size` not an integer in 1-50"),
     C.InvalidPageNo: ErrorSpec(400, "{param} must be a whole number from {low} to {high}, got {value!r}", "`page_no` not an integer in 1-10000"),
     C.InvalidStartRowKey: ErrorSpec(

@@ -124,8 +124,9 @@ class Catalog(Protocol):
 
     def sort_keys(self, product_pks: Sequence[int]) -> dict[int, SortKey]: ...
 
-    def images_shipping_to(self, country: str) -> tuple[str, np.ndarray]:
-        """(the catalog's last write, ids of images of products that ship to ``country``)."""
+    def images_matching(self, ship_to: str | None, category_id: str | None) -> tuple[str, np.ndarray]:
+        """(the filters' version, ids of the images of products that ship to ``ship_to`` and are in
+        ``category_id``, first or second level; None: no condition), read together."""
         ...
 
     def products_by_pk(self, product_pks: Sequence[int]) -> dict[int, ProductView]: ...

@@ -15,6 +15,6 @@ CALIBRATION_KEY = "same_calibration"
 CALIBRATION_REPORT_KEY = "same_calibration_report"
 #: Epoch seconds of the last write: readers key caches that no index change invalidates on it.
 LAST_WRITE_KEY = "last_write_at"
-#: Epoch seconds of the last write that changed who ships where (a product added, its ship_to or its
-#: images changed): the ship-to filters are kept until it moves, so a price change does not rebuild them.
-SHIPPING_KEY = "shipping_changed_at"
+#: Epoch seconds of the last write that changed what a search filter selects (a product added, its ship_to,
+#: categories or images changed): filters are kept until it moves, so a price change does not rebuild them.
+FILTERS_KEY = "filters_changed_at"

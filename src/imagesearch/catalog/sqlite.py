@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -34,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..errors import ReadOnlyError
 from .base import Blob, Category, ProductView, SortKey
-from .meta import SHIPPING_KEY
+from .meta import FILTERS_KEY
 from .records import ProductRecord
 from .schema import (
     categories,
@@ -212,18 +213,21 @@ class SqliteCatalog:
                     keys[pk] = SortKey(product_id, Decimal(price), currency, volume)
         return keys
 
-    def images_shipping_to(self, country: str) -> tuple[str, np.ndarray]:
-        """(shipping version, ids of the images of every product that ships to ``country``), in one snapshot.
+    def images_matching(self, ship_to: str | None, category_id: str | None) -> tuple[str, np.ndarray]:
+        """(filters version, ids of the images of the products that ship to ``ship_to`` and are in
+        ``category_id``, at either level), in one snapshot.
 
-        The version (the time of the last write that changed who ships where) tells a reader when to ask again.
+        The version (the time of the last write that changed what a filter selects) tells a reader when to ask again.
         """
-        everywhere = select(images.c.id).join(products, products.c.pk == images.c.product_pk).where(products.c.ships_everywhere.is_(True))
-        listed = select(images.c.id).join(product_ship_to, product_ship_to.c.product_pk == images.c.product_pk).where(
-            product_ship_to.c.country == country
-        )
+        query = select(images.c.id).join(products, products.c.pk == images.c.product_pk)
+        if category_id is not None:
+            query = query.where(or_(products.c.first_category_id == category_id, products.c.second_category_id == category_id))
+        if ship_to is not None:
+            listed = select(product_ship_to.c.product_pk).where(product_ship_to.c.country == ship_to)
+            query = query.where(or_(products.c.ships_everywhere.is_(True), products.c.pk.in_(listed)))
         with self.reader() as connection:
-            version = _get_meta(connection, SHIPPING_KEY, "") or ""
-            ids = np.fromiter(connection.scalars(everywhere.union_all(listed)), dtype=np.int64)
+            version = _get_meta(connection, FILTERS_KEY, "") or ""
+            ids = np.fromiter(connection.scalars(query.order_by(images.c.id)), dtype=np.int64)
         return version, ids
 
     def products_by_pk(self, product_pks: Sequence[int]) -> dict[int, ProductView]:
@@ -323,7 +327,7 @@ class SqliteCatalogWriter:
         self._released_categories: set[str] = set()
         #: Products an upsert found exactly as stored (nothing written).
         self.unchanged = 0
-        self._shipping_marked = False
+        self._filters_marked = False
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         return _get_meta(self.connection, key, default)
@@ -352,11 +356,12 @@ class SqliteCatalogWriter:
         if row is not None and row.fingerprint == fingerprint:
             self.unchanged += 1
             return [], []
-        if row is None or self._ships_to(row.pk) != (None if record.ship_to is None else set(record.ship_to)):
-            self._shipping_changed()
-        now = time.time()
         first = record.category.get("first_level")
         second = record.category.get("second_level")
+        if (row is None or self._ships_to(row.pk) != (None if record.ship_to is None else set(record.ship_to))
+                or (row.first_category_id, row.second_category_id) != (first.id if first else None, second.id if second else None)):
+            self._filters_changed()
+        now = time.time()
         for level, category in ((1, first), (2, second)):
             if category is not None:
                 self._upsert_category(category.id, level, category.name)
@@ -392,7 +397,7 @@ class SqliteCatalogWriter:
             )
         added, removed = self._replace_images(pk, image_sources, image_shas)
         if added:  # new image ids are not in the filters yet (removed ones are tombstones: never returned anyway)
-            self._shipping_changed()
+            self._filters_changed()
         return added, removed
 
     def _ships_to(self, pk: int) -> set[str] | None:
@@ -401,10 +406,10 @@ class SqliteCatalogWriter:
             return None
         return set(self.connection.scalars(select(product_ship_to.c.country).where(product_ship_to.c.product_pk == pk)))
 
-    def _shipping_changed(self) -> None:
-        if not self._shipping_marked:
-            self._shipping_marked = True
-            self.set_meta(SHIPPING_KEY, str(time.time()))
+    def _filters_changed(self) -> None:
+        if not self._filters_marked:
+            self._filters_marked = True
+            self.set_meta(FILTERS_KEY, str(time.time()))
 
     def _replace_images(self, pk: int, sources: Sequence[str], shas: Sequence[str]) -> tuple[list[int], list[int]]:
         existing = list(

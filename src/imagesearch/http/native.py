@@ -33,7 +33,7 @@ from ..ingest.importer import (
 )
 from ..pricing.money import parse_currency
 from ..search.engine import SearchEngine, SearchPage
-from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, V1_FIELDS
+from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, SIMILAR_FIELDS, V1_FIELDS
 from ..search.presentation import (
     Presented,
     Reader,
@@ -67,6 +67,11 @@ class SearchRequest(BaseModel):
     page_size: int | None = Field(None, ge=1, le=MAX_PAGE_SIZE)
     page_no: int | None = Field(None, ge=1, le=MAX_PAGE_NO)
     start_row_key: str | None = Field(None, description="next_start_row_key of an earlier page")
+    category_id: str | None = Field(None, description="only products in this category (a first- or second-level category id)")
+    min_score: float | None = Field(None, ge=0, le=1, description="only results scoring at least this (default: the service's floor)")
+    region: list[float] | str | None = Field(
+        None, description="search this box of the photo: [x, y, width, height] in pixels, or in fractions of the photo when every "
+                          "value is at most 1 (in a form: \"x,y,width,height\"); clipped to the photo; the answer's region is the box in pixels")
 
 
 class ErrorDetail(BaseModel):
@@ -120,6 +125,7 @@ def page_json(page: SearchPage, items: list[Presented], public_url: str) -> dict
         "products": [result(item) for item in items],
         "timings_ms": {key: round(value, 2) for key, value in page.timings.items()},
         "warnings": page.warnings,
+        **({"region": dict(zip(("x", "y", "width", "height"), page.region, strict=True))} if page.region is not None else {}),
     }
 
 
@@ -173,6 +179,16 @@ class NativeApi:
         if params.image_url is not None:
             params = params.with_image(fetch(params.image_url, FetchPolicy.for_queries(self.settings)))
         page = self.engine.search(params)
+        return self._page_body(page, public_url, state)
+
+    def similar(self, product_id: str, query: dict[str, str], public_url: str, state: dict[str, Any]) -> dict[str, Any]:
+        """More like ``product_id``: its main image's look-alikes, with a search's options."""
+        product = self._product(product_id)
+        params = self.engine.parse(query, fields=SIMILAR_FIELDS)
+        page = self.engine.search(params) if params.start_row_key is not None else self.engine.similar_to(product, params)
+        return self._page_body(page, public_url, state)
+
+    def _page_body(self, page: SearchPage, public_url: str, state: dict[str, Any]) -> dict[str, Any]:
         state["timings"] = page.timings
         return {"request_id": state.get("request_id", ""), **page_json(page, present_page(page, self.settings.default_lang, public_url), public_url)}
 
@@ -292,6 +308,18 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
     @router.get("/products/{product_id}", summary="A product with all its images, titles and categories")
     async def get_product(request: Request, product_id: str, currency: str | None = None, lang: str | None = None) -> Response:
         return await json_from_thread(api.product, product_id, currency, lang, public_url(request))
+
+    @router.get("/products/{product_id}/similar", summary="More like this product: look-alike products, the product itself left out")
+    async def similar_products(
+        request: Request, product_id: str, currency: str | None = None, lang: str | None = None, ship_to: str | None = None,
+        category_id: str | None = None, min_score: str | None = None, sort_type: str | None = None, sort_order: str | None = None,
+        page_size: str | None = None, page_no: str | None = None, start_row_key: str | None = None,
+    ) -> Response:
+        """The options are /v1/search's (as query parameters, validated by the same validator); the query is the
+        product's main image, as stored."""
+        if api.settings.v1_requires_app_key:
+            await run_in_threadpool(api.check_app, request.headers)
+        return await json_from_thread(api.similar, product_id, dict(request.query_params), public_url(request), state(request))
 
     @router.post("/products/{product_id}/match", summary="How well each image of a product matches a query photo (multipart file)")
     async def match_product(request: Request, product_id: str) -> Response:

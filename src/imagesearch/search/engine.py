@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -26,18 +26,18 @@ from ..catalog.base import ProductView
 from ..catalog.meta import (
     CALIBRATION_KEY,
     EMBEDDER_KEY,
+    FILTERS_KEY,
     GENERATION_KEY,
     LAST_WRITE_KEY,
-    SHIPPING_KEY,
 )
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..index.base import IdSet, VectorIndex
 from ..parts import Parts
 from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
-from ..vision.decode import decode_image, draft_side
+from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
-from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, SearchParams, parse_params
+from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
     aggregate,
@@ -102,6 +102,8 @@ class SearchPage:
     timings: dict[str, float] = field(default_factory=dict)
     #: What the client should know about this answer (e.g. that no cursor could be stored).
     warnings: list[str] = field(default_factory=list)
+    #: The box of the photo that was searched (x, y, width, height in its pixels), when a region was asked.
+    region: tuple[int, int, int, int] | None = None
 
     @property
     def page_count(self) -> int:
@@ -177,9 +179,17 @@ class SearchEngine:
 
     def embed_query(self, data: bytes, param: str = "image") -> tuple[Image.Image, np.ndarray]:
         """Decode the query exactly as catalog images are decoded, and embed it (``param`` names it in errors)."""
-        embedder = self.parts.embedder
-        image = decode_image(data, self.parts.decode_limits, draft_size=draft_side(embedder.input_size), param=param)
-        return image, embedder.embed([image])[0]
+        image = decode_image(data, self.parts.decode_limits, draft_size=draft_side(self.parts.embedder.input_size), param=param)
+        return image, self.parts.embedder.embed([image])[0]
+
+    def embed_region(self, data: bytes, param: str, region: Region) -> tuple[Image.Image, np.ndarray, tuple[int, int, int, int]]:
+        """Like :meth:`embed_query`, for the caller's box of the photo; also returns the box in the photo's pixels.
+
+        The photo is decoded larger than usual (a small box keeps its detail), then the box is cut out.
+        """
+        draft = draft_side(self.parts.embedder.input_size) * REGION_DRAFT_FACTOR
+        image, box = crop_region(decode_image(data, self.parts.decode_limits, draft_size=draft, param=param), region)
+        return image, self.parts.embedder.embed([image])[0], box
 
     def _candidate_features(self, image_ids: list[int]) -> dict[int, LocalFeatures]:
         """Local features of catalog images, from their thumbnails (cached: an image id never changes content)."""
@@ -195,24 +205,26 @@ class SearchEngine:
                 self._features.popitem(last=False)
             return {image_id: self._features[image_id] for image_id in image_ids if image_id in self._features}
 
-    def _shipping(self, country: str | None) -> IdSet | None:
-        """The images of products that ship to ``country``, as a filter searches apply inside the index.
+    def _filter(self, ship_to: str | None, category_id: str | None = None) -> IdSet | None:
+        """The images of products that ship to ``ship_to`` and are in ``category_id``, as a filter searches
+        apply inside the index (None: no filter).
 
-        Cached per country until a write changes who ships where (a product
-        added, its ship_to or its images changed): a price change keeps them.
+        Cached per filter until a write changes what it selects (a product
+        added, its ship_to, categories or images changed): a price change keeps them.
         """
-        if country is None:
+        if ship_to is None and category_id is None:
             return None
-        version = self.parts.catalog.get_meta(SHIPPING_KEY, "") or ""
+        key = f"{ship_to or ''}/{category_id or ''}"
+        version = self.parts.catalog.get_meta(FILTERS_KEY, "") or ""
         with self._lock:
-            cached = self._filters.get(country)
+            cached = self._filters.get(key)
             if cached is not None and cached[0] == version:
-                self._filters.move_to_end(country)
+                self._filters.move_to_end(key)
                 return cached[1]
-        version, ids = self.parts.catalog.images_shipping_to(country)
+        version, ids = self.parts.catalog.images_matching(ship_to, category_id)
         only = IdSet(ids)
         with self._lock:
-            self._filters[country] = (version, only)
+            self._filters[key] = (version, only)
             while len(self._filters) > FILTER_CACHE:
                 self._filters.popitem(last=False)
         return only
@@ -240,18 +252,17 @@ class SearchEngine:
 
         ``exclude`` (product keys) simulates a catalog without those products; calibration uses it.
         """
-        return self._same_evidence(self.snapshot(), image, vector, ship_to, exclude)
+        return self._same_evidence(self.snapshot(), image, vector, self._filter(ship_to), exclude)
 
     def _same_evidence(
-        self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, ship_to: str | None, exclude: frozenset[int]
+        self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, only: IdSet | None, exclude: frozenset[int]
     ) -> SameEvidence:
         settings = self.settings
         ranked = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
         if exclude:
             ranked = [item for item in ranked if item.product_pk not in exclude]
         candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
-        only = self._shipping(ship_to)
-        if only is not None:  # the background stays the whole catalog's: only the answers must ship
+        if only is not None:  # the background stays the whole catalog's: only the answers must pass the filters
             candidates = [item for item in candidates if only.contains(item.image_id)]
         features = self._candidate_features([item.image_id for item in candidates])
         query = extract_with_mirror(image) if candidates else None
@@ -262,22 +273,34 @@ class SearchEngine:
         }
         return SameEvidence(ranked, candidates, inliers)
 
-    def rank_same(self, image: Image.Image, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
+    def rank_same(
+        self, image: Image.Image, vector: np.ndarray, ship_to: str | None, category_id: str | None = None, min_score: float | None = None
+    ) -> list[RankedItem]:
         """Products that are the same item as the query (see :mod:`.ranking` for the rule)."""
         snapshot = self.snapshot()  # one generation for both the evidence and the thresholds
-        evidence = self._same_evidence(snapshot, image, vector, ship_to, frozenset())
+        evidence = self._same_evidence(snapshot, image, vector, self._filter(ship_to, category_id), frozenset())
         thresholds = snapshot.same_thresholds
-        return select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
+        chosen = select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
+        return [item for item in chosen if item.score >= min_score] if min_score is not None else chosen
 
-    def rank_similar(self, vector: np.ndarray, ship_to: str | None) -> list[RankedItem]:
-        """The best look-alike products; the ship-to filter is applied inside the kNN, in one search."""
+    def rank_similar(
+        self, vector: np.ndarray, ship_to: str | None, category_id: str | None = None, min_score: float | None = None,
+        exclude: frozenset[int] = frozenset(),
+    ) -> list[RankedItem]:
+        """The best look-alike products; the filters are applied inside the kNN, in one search.
+
+        ``min_score`` replaces the service's ``similar_min_score`` floor; ``exclude`` leaves products out
+        (the product a "more like this" starts from).
+        """
         settings = self.settings
         snapshot = self.snapshot()
         k = min(len(snapshot.index), INITIAL_K)
         if not k:
             return []
-        ranked = self._neighbours(snapshot, vector, k, self._shipping(ship_to))
-        return select_similar(ranked, settings.similar_min_score, settings.similar_cap)
+        ranked = self._neighbours(snapshot, vector, k, self._filter(ship_to, category_id))
+        if exclude:
+            ranked = [item for item in ranked if item.product_pk not in exclude]
+        return select_similar(ranked, settings.similar_min_score if min_score is None else min_score, settings.similar_cap)
 
     def parse(
         self,
@@ -301,14 +324,42 @@ class SearchEngine:
             raise RequestError(ErrorCode.MissingImage, params.image_param)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        image, vector = self.embed_query(params.image, params.image_param)
+        box = None
+        if params.region is not None:
+            image, vector, box = self.embed_region(params.image, params.image_param, params.region)
+        else:
+            image, vector = self.embed_query(params.image, params.image_param)
         timings["embed_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         if params.search_type == "same":
-            chosen = self.rank_same(image, vector, params.ship_to)
+            chosen = self.rank_same(image, vector, params.ship_to, params.category_id, params.min_score)
         else:
-            chosen = self.rank_similar(vector, params.ship_to)
+            chosen = self.rank_similar(vector, params.ship_to, params.category_id, params.min_score)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
+        page = self._ranked_page(params, chosen, timings)
+        return replace(page, region=box) if box is not None else page
+
+    def similar_to(self, product: ProductView, params: SearchParams) -> SearchPage:
+        """"More like this": products that look like ``product``'s main image, the product itself left out.
+
+        The stored embedding is the query (nothing is decoded or embedded); the
+        options (filters, sort, page, currency, language) are a search's.
+        """
+        if params.search_type == "same":
+            raise RequestError(ErrorCode.InvalidSearchType, "search_type", value="same", allowed="similar")
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        _, vectors = self.parts.catalog.vectors(list(product.image_ids[:1]))
+        if not len(vectors):
+            return self._ranked_page(params, [], timings)
+        vector = vectors[0].astype(np.float32)
+        vector /= max(float(np.linalg.norm(vector)), 1e-12)
+        chosen = self.rank_similar(vector, params.ship_to, params.category_id, params.min_score, exclude=frozenset({product.pk}))
+        timings["rank_ms"] = (time.perf_counter() - started) * 1000
+        return self._ranked_page(params, chosen, timings)
+
+    def _ranked_page(self, params: SearchParams, chosen: list[RankedItem], timings: dict[str, float]) -> SearchPage:
+        """Sort the chosen products as asked, keep the list for paging, and render the asked page."""
         started = time.perf_counter()
         keys = self.parts.catalog.sort_keys([item.product_pk for item in chosen])
         chosen = [item for item in chosen if item.product_pk in keys]

@@ -36,15 +36,22 @@ DEFAULT_ORDER: dict[str, SortOrder] = {"best": "desc", "price": "asc", "orders":
 MAX_PAGE_SIZE = 50
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_NO = 10_000
-#: The fields of searchV2's param0, with our extensions page_no, page_size and start_row_key.
+#: The fields of searchV2's param0, with our extensions page_no, page_size, start_row_key, category_id,
+#: min_score and region.
 PARAM0_FIELDS = frozenset(
-    {"search_type", "image_base64", "currency", "lang", "sort_type", "sort_order", "ship_to", "page_no", "page_size", "start_row_key"}
+    {"search_type", "image_base64", "currency", "lang", "sort_type", "sort_order", "ship_to", "page_no", "page_size", "start_row_key",
+     "category_id", "min_score", "region"}
 )
 #: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes).
 V1_FIELDS = PARAM0_FIELDS | {"image_url"}
+#: "More like this product" (/v1/products/{id}/similar): a search's options, without an image or a region.
+SIMILAR_FIELDS = PARAM0_FIELDS - {"image_base64", "region", "search_type"}
 DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 URL_SAFE = str.maketrans("-_", "+/")
 ROW_KEY = re.compile(r"([0-9a-f]{32}):([0-9]{1,5})")
+CATEGORY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: A region: x, y, width, height; in pixels, or fractions of the photo when every value is at most 1.
+Region = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,12 @@ class SearchParams:
     page_size: int | None = None
     page_no: int | None = None
     start_row_key: tuple[str, int] | None = None
+    #: Only products in this category (first or second level).
+    category_id: str | None = None
+    #: Only results scoring at least this (cosine, 0-1).
+    min_score: float | None = None
+    #: Search this box of the photo instead of the whole photo.
+    region: Region | None = None
 
     def with_image(self, image: bytes) -> SearchParams:
         """The same request with the image fetched from ``image_url``."""
@@ -105,6 +118,57 @@ def _integer(raw: Mapping[str, Any], name: str, low: int, high: int, code: Error
     if not whole or not low <= value <= high:
         raise RequestError(code, name, low=low, high=high, value=value)
     return int(value)
+
+
+def _min_score(raw: Mapping[str, Any]) -> float | None:
+    value = raw.get("min_score")
+    if value is None or value == "":
+        return None
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and len(value) <= 32:
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not 0.0 <= number <= 1.0:  # (NaN fails both comparisons)
+        raise RequestError(ErrorCode.InvalidMinScore, "min_score", value=value if not isinstance(value, str) else value[:32])
+    return number
+
+
+def _category_id(raw: Mapping[str, Any]) -> str | None:
+    value = raw.get("category_id")
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # category ids are numbers in AliExpress's data
+    if not isinstance(value, str) or not CATEGORY_ID.fullmatch(value.strip()):
+        raise RequestError(ErrorCode.InvalidCategoryId, "category_id", value=value if not isinstance(value, str) else value[:64])
+    return value.strip()
+
+
+def parse_region(value: Any) -> Region | None:
+    """``[x, y, width, height]`` (a JSON array, or "x,y,width,height" in a form), validated for shape, not yet for the photo."""
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) and len(value) <= 200 else value
+    if not isinstance(parts, (list, tuple)) or len(parts) != 4:
+        raise RequestError(ErrorCode.InvalidRegion, "region", reason="must be four numbers: x, y, width, height")
+    numbers = []
+    for part in parts:
+        try:
+            number = float(part) if not isinstance(part, bool) and isinstance(part, (int, float, str)) else None
+        except ValueError:
+            number = None
+        if number is None or not (0.0 <= number < 1e6):
+            raise RequestError(ErrorCode.InvalidRegion, "region", reason="must be four numbers from 0 (x, y, width, height)")
+        numbers.append(number)
+    if numbers[2] <= 0 or numbers[3] <= 0:
+        raise RequestError(ErrorCode.InvalidRegion, "region", reason="must have a width and a height above 0")
+    if max(numbers) <= 1 and (numbers[0] + numbers[2] > 1.0 + 1e-9 or numbers[1] + numbers[3] > 1.0 + 1e-9):
+        raise RequestError(ErrorCode.InvalidRegion, "region", reason="in fractions of the photo must end within it (x + width <= 1, y + height <= 1)")
+    return (numbers[0], numbers[1], numbers[2], numbers[3])
 
 
 def decode_base64_image(value: str, max_bytes: int, name: str = "image_base64") -> bytes:
@@ -183,7 +247,7 @@ def parse_params(
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url, re.IGNORECASE):
             raise RequestError(ErrorCode.InvalidImageUrl, "image_url")
         image_param = "image_url"
-    elif row_key is None:
+    elif row_key is None and sources:  # (an entry point that takes no image, like "more like this", needs none)
         raise RequestError(ErrorCode.MissingImage, " or ".join(sources))
     search_type = _choice(raw, "search_type", SEARCH_TYPES, ErrorCode.InvalidSearchType) or "similar"
     sort_type = _choice(raw, "sort_type", SORT_TYPES, ErrorCode.InvalidSortType) or "best"
@@ -204,4 +268,7 @@ def parse_params(
         page_size=_integer(raw, "page_size", 1, MAX_PAGE_SIZE, ErrorCode.InvalidPageSize),
         page_no=_integer(raw, "page_no", 1, MAX_PAGE_NO, ErrorCode.InvalidPageNo),
         start_row_key=row_key,
+        category_id=_category_id(raw),
+        min_score=_min_score(raw),
+        region=parse_region(raw.get("region")),
     )

@@ -62,8 +62,18 @@ class Pagination(TypedDict):
     page_size: int
 
 
-class SearchV2Result(TypedDict):
-    """The ``result`` object of a successful searchV2 response (plain dicts: this is on every search's path)."""
+class Box(TypedDict):
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class SearchV2Result(TypedDict, total=False):
+    """The ``result`` object of a successful searchV2 response (plain dicts: this is on every search's path).
+
+    ``region`` is our extension: the box searched, when the request gave one.
+    """
 
     ret: bool
     next_start_row_key: str
@@ -71,6 +81,7 @@ class SearchV2Result(TypedDict):
     total_count: int
     pagination: Pagination
     empty: bool
+    region: Box
 
 
 class SearchV2Error(TypedDict):
@@ -164,7 +175,7 @@ def render_flat(item: Presented) -> dict[str, object]:
 
 def render(page: SearchPage, items: list[Presented]) -> SearchV2Result:
     """The searchV2 ``result`` for ``page``, whose products are ``items``."""
-    return {
+    result: SearchV2Result = {
         "ret": True,
         "next_start_row_key": page.next_start_row_key,
         "data": {"products": [render_product(item) for item in items]},
@@ -172,6 +183,10 @@ def render(page: SearchPage, items: list[Presented]) -> SearchV2Result:
         "pagination": {"has_next": page.has_next, "page_no": page.page_no, "page_count": page.page_count, "page_size": page.page_size},
         "empty": not items,
     }
+    if page.region is not None:
+        x, y, width, height = page.region
+        result["region"] = {"x": x, "y": y, "width": width, "height": height}
+    return result
 
 
 def render_error(error: RequestError) -> SearchV2Error:

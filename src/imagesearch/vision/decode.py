@@ -136,6 +136,36 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+#: A caller's region is decoded at up to this many times the usual draft size, so a small box keeps its detail.
+REGION_DRAFT_FACTOR = 4
+
+
+def crop_region(
+    image: Image.Image, region: tuple[float, float, float, float], min_side: int = 8, param: str = "region"
+) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """The part of ``image`` a caller's box covers, and that box in the original photo's pixels.
+
+    ``region`` is x, y, width, height in the original photo's pixels, or in
+    fractions of it when every value is at most 1; a box that runs over the
+    edge is clipped to the photo.  ``image`` may be a reduced decode of the
+    photo (its original size is in its info): the box is scaled to it.
+    """
+    width, height = image.info.get(ORIGINAL_SIZE, image.size)
+    x, y, w, h = region
+    if max(region) <= 1:
+        x, y, w, h = x * width, y * height, w * width, h * height
+    left, top, right, bottom = max(0.0, x), max(0.0, y), min(float(width), x + w), min(float(height), y + h)
+    if right - left < 1 or bottom - top < 1:
+        raise RequestError(ErrorCode.InvalidRegion, param, reason=f"lies outside the photo ({width}x{height} pixels)")
+    scale_x, scale_y = image.width / width, image.height / height
+    box = (round(left * scale_x), round(top * scale_y), round(right * scale_x), round(bottom * scale_y))
+    if min(box[2] - box[0], box[3] - box[1]) < min_side:
+        raise RequestError(ErrorCode.InvalidRegion, param, reason=f"must be at least {min_side} pixels on each side of the photo")
+    cropped = image.crop(box)
+    cropped.info[ORIGINAL_SIZE] = (round(right - left), round(bottom - top))
+    return cropped, (round(left), round(top), round(right - left), round(bottom - top))
+
+
 def draft_side(input_size: int) -> int:
     """The JPEG draft size for embedding: catalog images and queries must decode alike.
 

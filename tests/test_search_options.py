@@ -1,0 +1,139 @@
+"""The anchors' search options: category and score filters, a caller's region, "more like this product"."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from conftest import CATALOG_SIZE, jpeg_bytes
+from PIL import Image
+
+from imagesearch.errors import RequestError
+from imagesearch.search.engine import SearchEngine
+from imagesearch.search.params import SIMILAR_FIELDS, parse_params, parse_region
+from imagesearch.vision.synthetic import product_image
+
+
+def params(engine: SearchEngine, image: Image.Image | None = None, **fields: Any) -> Any:
+    raw = {**({"image_base64": base64.b64encode(jpeg_bytes(image)).decode()} if image is not None else {}), **fields}
+    return parse_params(raw, engine.rates(), "USD", 10_000_000)
+
+
+def product_ids(engine: SearchEngine, page: Any) -> list[str]:
+    return [item.product.product_id for item in page.items]
+
+
+def scene(product: Image.Image, at: tuple[int, int], size: tuple[int, int] = (900, 700), seed: int = 1) -> Image.Image:
+    """``product`` pasted into a larger picture full of other things (clutter: other products)."""
+    canvas = Image.new("RGB", size, (120, 110, 100))
+    rng = np.random.default_rng(seed)
+    for index in range(6):
+        other = product_image(5000 + seed * 10 + index, (260, 260))
+        canvas.paste(other, (int(rng.integers(0, size[0] - 260)), int(rng.integers(0, size[1] - 260))))
+    canvas.paste(product, at)
+    return canvas
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ([10, 20, 300, 200], (10.0, 20.0, 300.0, 200.0)),
+    ("0.1,0.2,0.5,0.5", (0.1, 0.2, 0.5, 0.5)),
+    ([0, 0, 1, 1], (0.0, 0.0, 1.0, 1.0)),
+])
+def test_regions_are_pixels_or_fractions(value: Any, expected: tuple[float, ...]) -> None:
+    assert parse_region(value) == expected
+
+
+@pytest.mark.parametrize("value", [[1, 2, 3], "a,b,c,d", [0, 0, 0, 10], [-1, 0, 10, 10], [0.5, 0.5, 0.8, 0.2], {"x": 1}, [True, 0, 1, 1]])
+def test_bad_regions_are_refused(value: Any) -> None:
+    with pytest.raises(RequestError) as error:
+        parse_region(value)
+    assert error.value.code == "InvalidRegion"
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"min_score": 1.5}, "InvalidMinScore"), ({"min_score": "high"}, "InvalidMinScore"), ({"min_score": "nan"}, "InvalidMinScore"),
+    ({"min_score": True}, "InvalidMinScore"), ({"category_id": "a b"}, "InvalidCategoryId"), ({"category_id": ["15"]}, "InvalidCategoryId"),
+    ({"category_id": "x" * 65}, "InvalidCategoryId"),
+])
+def test_bad_filters_get_their_own_codes(engine: SearchEngine, fields: dict[str, Any], code: str) -> None:
+    with pytest.raises(RequestError) as error:
+        params(engine, product_image(1), **fields)
+    assert error.value.code == code
+
+
+def test_the_category_filter_is_applied_inside_the_search(engine: SearchEngine) -> None:
+    """Products are in second-level category 100 + index % 3: a query of product 4 (category 101) filtered to 102
+    gets only category-102 products; the first-level id matches them all."""
+    query = product_image(4)
+    assert product_ids(engine, engine.search(params(engine, query)))[0] == "p004"
+    only = engine.search(params(engine, query, category_id="102", page_size=50))
+    assert only.items and {item.product.second_category.id for item in only.items if item.product.second_category} == {"102"}
+    assert all(int(product_id[1:]) % 3 == 2 for product_id in product_ids(engine, only))
+    everything = engine.search(params(engine, query, category_id=15, page_size=50))
+    assert product_ids(engine, everything)[0] == "p004" and everything.total_count == engine.search(params(engine, query)).total_count
+    assert engine.search(params(engine, query, category_id="no-such-category")).total_count == 0
+
+
+def test_min_score_replaces_the_floor(engine: SearchEngine) -> None:
+    query = product_image(4)
+    strict = engine.search(params(engine, query, min_score=0.97, page_size=50))
+    assert product_ids(engine, strict) == ["p004"] and strict.items[0].score >= 0.97
+    loose = engine.search(params(engine, query, min_score=0, page_size=50))
+    assert loose.total_count >= engine.search(params(engine, query)).total_count
+    same = engine.search(params(engine, query, search_type="same", min_score=0.999))
+    assert all(item.score >= 0.999 for item in same.items)
+
+
+def test_a_region_finds_the_product_in_a_cluttered_photo(engine: SearchEngine) -> None:
+    product = product_image(9)
+    photo = scene(product, (420, 240))
+    box = [420, 240, product.width, product.height]
+    found = engine.search(params(engine, photo, region=box))
+    assert product_ids(engine, found)[0] == "p009" and found.region == (420, 240, 320, 320)
+    fractions = [420 / 900, 240 / 700, 320 / 900, 320 / 700]
+    assert product_ids(engine, engine.search(params(engine, photo, region=fractions)))[0] == "p009"
+    clipped = engine.search(params(engine, photo, region=[420, 240, 5000, 5000]))  # clipped to the photo
+    assert clipped.region == (420, 240, 480, 460)
+    with pytest.raises(RequestError, match="outside the photo"):
+        engine.search(params(engine, photo, region=[1000, 10, 50, 50]))
+    with pytest.raises(RequestError, match="at least 8 pixels"):
+        engine.search(params(engine, photo, region=[10, 10, 4, 4]))
+
+
+def test_more_like_this_product_leaves_the_product_out(engine: SearchEngine) -> None:
+    view = engine.parts.catalog.product_by_id("p004")
+    assert view is not None
+    page = engine.similar_to(view, parse_params({"page_size": "50"}, engine.rates(), "USD", 10_000_000, fields=SIMILAR_FIELDS))
+    found = product_ids(engine, page)
+    assert "p004" not in found and len(found) == page.total_count <= CATALOG_SIZE - 1
+    filtered = engine.similar_to(view, parse_params({"category_id": "102"}, engine.rates(), "USD", 10_000_000, fields=SIMILAR_FIELDS))
+    assert all(int(product_id[1:]) % 3 == 2 for product_id in product_ids(engine, filtered))
+
+
+def test_options_over_http(server: dict[str, Any]) -> None:
+    base = server["base"]
+    photo = scene(product_image(3), (100, 300))
+    files = {"file": ("scene.jpg", jpeg_bytes(photo), "image/jpeg")}
+    body = httpx.post(f"{base}/v1/search", files=files, data={"region": "100,300,320,320", "category_id": "15"}, timeout=30).json()
+    assert body["products"][0]["product_id"] == "p003" and body["region"] == {"x": 100, "y": 300, "width": 320, "height": 320}
+    refused = httpx.post(f"{base}/v1/search", json={"image_base64": base64.b64encode(jpeg_bytes(photo)).decode(), "min_score": 2}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "InvalidMinScore"
+    similar = httpx.get(f"{base}/v1/products/p003/similar", params={"page_size": "5", "currency": "EUR"}, timeout=30).json()
+    assert similar["products"] and all(item["product_id"] != "p003" for item in similar["products"])
+    assert all(item["price"]["currency"] == "EUR" for item in similar["products"])
+    for query, code, status in (({"search_type": "same"}, "UnknownParameter", 400), ({"min_score": "x"}, "InvalidMinScore", 400)):
+        answer = httpx.get(f"{base}/v1/products/p003/similar", params=query, timeout=30)
+        assert answer.status_code == status and answer.json()["error"]["code"] == code
+    assert httpx.get(f"{base}/v1/products/nope/similar", timeout=30).json()["error"]["code"] == "ProductNotFound"
+    schema = httpx.get(f"{base}/openapi.json", timeout=10).json()
+    search_fields = schema["paths"]["/v1/search"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert {"region", "category_id", "min_score"} <= set(search_fields) and "/v1/products/{product_id}/similar" in schema["paths"]
+
+
+def test_without_the_region_the_clutter_wins(engine: SearchEngine) -> None:
+    """The check above is not trivial: the whole cluttered photo does not find the product first."""
+    photo = scene(product_image(9), (420, 240))
+    assert product_ids(engine, engine.search(params(engine, photo)))[:1] != ["p009"]
