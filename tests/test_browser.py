@@ -178,3 +178,35 @@ def test_docs_page_renders_the_api(page: Any, site: dict[str, Any]) -> None:
     page.goto(site["base"] + "/docs")
     page.wait_for_selector(".opblock-summary-path[data-path=\"/v1/search\"]", timeout=15_000)
     assert "Unable to render" not in page.content()
+
+
+def test_a_box_dragged_on_the_photo_searches_that_part(page: Any, site: dict[str, Any], tmp_path: Path) -> None:
+    """A cluttered photo: the whole of it does not find product 4 first; a box dragged around it does, and
+    "Search the whole photo" goes back."""
+    from PIL import Image
+
+    scene = Image.new("RGB", (960, 640), (110, 120, 130))
+    for index, spot in enumerate([(20, 20), (660, 30), (30, 330), (650, 340), (340, 360)]):
+        scene.paste(product_image(7000 + index, (280, 280)), spot)
+    scene.paste(product_image(4, (280, 280)), (340, 40))
+    path = tmp_path / "shelf.jpg"
+    path.write_bytes(jpeg_bytes(scene))
+    upload(page, site, path)
+    page.wait_for_selector("#results .card")
+    whole = page.locator("#results .card h3").first.inner_text()
+    image = page.locator("#query-preview").bounding_box()
+    sx, sy = image["width"] / 960, image["height"] / 640
+    with page.expect_response(lambda response: response.url.endswith("/v1/search")) as answer:
+        page.mouse.move(image["x"] + 345 * sx, image["y"] + 45 * sy)
+        page.mouse.down()
+        page.mouse.move(image["x"] + 500 * sx, image["y"] + 200 * sy, steps=5)
+        page.mouse.move(image["x"] + 615 * sx, image["y"] + 315 * sy, steps=5)
+        page.mouse.up()
+    body = answer.value.json()
+    assert "Product 4" not in whole and body["products"][0]["title"] == "Product 4"
+    assert abs(body["region"]["x"] - 345) < 12 and abs(body["region"]["width"] - 270) < 12
+    page.wait_for_function("document.querySelector('#results .card h3').innerText.includes('Product 4')")
+    assert page.locator("#region-box").is_visible() and "box" in page.locator("#region-help").inner_text()
+    shot(page, "region")
+    page.click("#whole-photo")
+    page.wait_for_function("document.getElementById('region-box').hidden")

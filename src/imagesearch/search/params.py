@@ -166,8 +166,6 @@ def parse_region(value: Any) -> Region | None:
         numbers.append(number)
     if numbers[2] <= 0 or numbers[3] <= 0:
         raise RequestError(ErrorCode.InvalidRegion, "region", reason="must have a width and a height above 0")
-    if max(numbers) <= 1 and (numbers[0] + numbers[2] > 1.0 + 1e-9 or numbers[1] + numbers[3] > 1.0 + 1e-9):
-        raise RequestError(ErrorCode.InvalidRegion, "region", reason="in fractions of the photo must end within it (x + width <= 1, y + height <= 1)")
     return (numbers[0], numbers[1], numbers[2], numbers[3])
 
 

@@ -3,7 +3,8 @@
 const $ = (id) => document.getElementById(id);
 // `search` counts searches: an answer that arrives after a newer search started is dropped,
 // so quickly changing two options never leaves the older answer on screen.
-const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0 };
+// `region`: the box of the photo to search, as fractions [x, y, width, height] of it (null: the whole photo).
+const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0, region: null };
 
 function showError(message, id = "error") {
   $(id).textContent = message;
@@ -45,10 +46,54 @@ function setFile(file) {
   state.file = file;
   if (state.lastQueryUrl) URL.revokeObjectURL(state.lastQueryUrl);
   state.lastQueryUrl = URL.createObjectURL(file);
-  const preview = $("query-preview");
-  preview.src = state.lastQueryUrl;
-  preview.hidden = false;
+  $("query-preview").src = state.lastQueryUrl;
+  $("preview").hidden = false;
+  showRegion(null);
   search();
+}
+
+/** Show (or hide) the chosen box over the preview, and offer the way back to the whole photo. */
+function showRegion(region) {
+  state.region = region;
+  const box = $("region-box");
+  box.hidden = !region;
+  $("whole-photo").hidden = !region;
+  $("region-help").textContent = region ? "Searching the part in the box. Drag again to change it." : "Drag a box on your photo to search one part of it.";
+  if (region) {
+    [box.style.left, box.style.top, box.style.width, box.style.height] = region.map((value) => `${(value * 100).toFixed(2)}%`);
+  }
+}
+
+/** Drawing a box on the preview with a mouse, a pen or a finger; a box of less than 3 % a side is a click, not a box. */
+function setupRegion() {
+  const image = $("query-preview");
+  let start = null;
+  const clamp = (value) => Math.min(1, Math.max(0, value));
+  const at = (event) => {
+    const bounds = image.getBoundingClientRect();
+    return [clamp((event.clientX - bounds.left) / bounds.width), clamp((event.clientY - bounds.top) / bounds.height)];
+  };
+  const boxOf = (a, b) => [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.abs(a[0] - b[0]), Math.abs(a[1] - b[1])];
+  image.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    start = at(event);
+    image.setPointerCapture(event.pointerId);
+  });
+  image.addEventListener("pointermove", (event) => {
+    if (!start) return;
+    const box = $("region-box");
+    box.hidden = false;
+    [box.style.left, box.style.top, box.style.width, box.style.height] = boxOf(start, at(event)).map((value) => `${value * 100}%`);
+  });
+  image.addEventListener("pointerup", (event) => {
+    if (!start) return;
+    const box = boxOf(start, at(event));
+    start = null;
+    if (box[2] < 0.03 || box[3] < 0.03) { showRegion(state.region); return; }
+    showRegion(box.map((value) => Number(value.toFixed(4))));
+    search();
+  });
+  $("whole-photo").addEventListener("click", () => { showRegion(null); search(); });
 }
 
 function options() {
@@ -66,6 +111,7 @@ async function search() {
   const form = new FormData();
   form.append("file", state.file);
   for (const [key, value] of Object.entries(options())) form.append(key, value);
+  if (state.region) form.append("region", state.region.join(","));
   form.append("page_size", "12");
   $("status").textContent = "Searching…";
   const mine = ++state.search;
@@ -268,6 +314,7 @@ function route(event) {
 }
 
 async function init() {
+  setupRegion();
   const drop = $("drop");
   drop.addEventListener("click", (event) => { if (event.target.tagName !== "LABEL") $("file").click(); });
   drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); $("file").click(); } });
