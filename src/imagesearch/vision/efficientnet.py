@@ -202,7 +202,9 @@ class EfficientNetLiteEmbedder:
         digest = file_digest(weights_path(settings.model))
         self.name = settings.model
         self.version = (
-            f"weights={digest};resize={','.join(self.views)};trim={int(settings.trim)};gem={settings.gem_p:g};"
+            # "trim=frames": frames only (packshot backgrounds stay); vectors of the earlier trim ("trim=1") differ,
+            # so a catalog embedded with it is refused until `reindex --re-embed`, never silently mixed.
+            f"weights={digest};resize={','.join(self.views)};trim={'frames' if settings.trim else 0};gem={settings.gem_p:g};"
             f"flip={int(settings.flip)};precision={settings.precision}"
         )
         onnx_file = model_file(settings, cache_dir, digest)

@@ -17,20 +17,28 @@ from PIL import Image, ImageFilter
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "pad")
 #: A pixel within this distance (0-255, largest channel difference) of the border colour is border.
 TRIM_TOLERANCE = 24
-#: The frame counts as a plain border only if this share of its pixels has the border colour.
+#: A side is a plain band only if this share of its outer line has the border colour.
 TRIM_UNIFORM_SHARE = 0.9
 #: Never trim to less than this fraction of the area (a photo of a white object on white).
 TRIM_MIN_AREA = 0.2
 #: The analysis runs on a copy this large, slightly blurred, so sensor noise and JPEG artefacts do not count.
 TRIM_PROBE_SIDE = 128
+#: A side is a frame only if the picture inside it starts along a straight edge: at least this share of the
+#: first line past the plain band, between the bands beside it, differs from the band (a padded or framed
+#: photo: all of it; a product on a plain background: only where its outline touches its bounding box).
+TRIM_EDGE_SHARE = 0.97
 
 
 def trim_border(image: Image.Image, passes: int = 2) -> Image.Image:
-    """Cut away plain margins around the subject (a second pass removes a border around a border).
+    """Cut away frames: plain bands around a picture (a second pass removes a border around a border).
 
-    Listing screenshots and padded product shots add uniform borders that change
-    the CNN's view of the same photo; trimming both catalog and query images
-    makes them meet again.  A photo whose frame is not uniform is left alone.
+    Listing screenshots, letterboxed and padded photos add uniform bands that
+    change the CNN's view of the same photo; trimming them on catalog and query
+    images alike makes them meet again.  Only a true frame goes: a band whose
+    inner side is a straight edge of the picture.  The plain background of a
+    studio packshot is not a frame (its subject touches the bounding box only
+    here and there): cropping it to the product would make the packshot look
+    unlike every shopper's photo of that product, which keeps its background.
     """
     for _ in range(passes):
         trimmed = _trim_once(image)
@@ -44,20 +52,43 @@ def _trim_once(image: Image.Image) -> Image.Image:
     scale = min(1.0, TRIM_PROBE_SIDE / max(image.size))
     probe = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
     pixels = np.asarray(probe.filter(ImageFilter.BoxBlur(1)), dtype=np.int16)
-    frame = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    colour = np.median(frame, axis=0)
-    if (np.abs(frame - colour).max(axis=1) <= TRIM_TOLERANCE).mean() < TRIM_UNIFORM_SHARE:
+    # The four sides, each read from the outside in: top, bottom, left, right.
+    sides = [pixels, pixels[::-1], pixels.transpose(1, 0, 2), pixels.transpose(1, 0, 2)[::-1]]
+    # Each side's band has its own colour: a side already trimmed, or a letterbox's picture side, is not plain.
+    colours = [np.median(side[0], axis=0) for side in sides]
+    subjects = [np.abs(side - colour).max(axis=2) > TRIM_TOLERANCE for side, colour in zip(sides, colours)]
+    depth = [0, 0, 0, 0]  # how deep each plain band goes (0: that side is not plain)
+    for number, (side, subject) in enumerate(zip(sides, subjects)):
+        if (~subject[0]).mean() >= TRIM_UNIFORM_SHARE:
+            lines = np.flatnonzero(subject.any(axis=1))
+            depth[number] = int(lines[0]) if len(lines) else 0
+    # A band is a frame only if the picture inside starts along a straight edge running the whole way between
+    # the bands beside it: a photo's edge does; a product on a plain background (a packshot) touches its
+    # bounding box only here and there, and is left whole.
+    spans = [(depth[2], probe.width - depth[3]), (depth[2], probe.width - depth[3]), (depth[0], probe.height - depth[1]),
+             (depth[0], probe.height - depth[1])]
+    # (the corners are left out of the test: the blur rounds them)
+    cut = [d if d and _straight(subject[d][low + 1 : high - 1]) else 0 for d, subject, (low, high) in zip(depth, subjects, spans)]
+    if not any(cut):
         return image
-    subject = np.abs(pixels - colour).max(axis=2) > TRIM_TOLERANCE
-    rows, columns = np.flatnonzero(subject.any(axis=1)), np.flatnonzero(subject.any(axis=0))
-    if len(rows) == 0:
-        return image
+    top, bottom, left, right = cut
     scale_x, scale_y = image.width / probe.width, image.height / probe.height
-    left, right = max(0, int((columns[0] - 1) * scale_x)), min(image.width, int((columns[-1] + 2) * scale_x))
-    top, bottom = max(0, int((rows[0] - 1) * scale_y)), min(image.height, int((rows[-1] + 2) * scale_y))
-    if (right - left) * (bottom - top) < TRIM_MIN_AREA * image.width * image.height:
+    # Two probe pixels past the first line of the picture: the blur smears the band's edge over them, and a
+    # sliver of band left behind would read as a new frame (its colour) on the next pass.
+    box = (
+        round((left + 2) * scale_x) if left else 0,
+        round((top + 2) * scale_y) if top else 0,
+        round((probe.width - right - 2) * scale_x) if right else image.width,
+        round((probe.height - bottom - 2) * scale_y) if bottom else image.height,
+    )
+    if box[2] <= box[0] or box[3] <= box[1] or (box[2] - box[0]) * (box[3] - box[1]) < TRIM_MIN_AREA * image.width * image.height:
         return image
-    return image.crop((left, top, right, bottom))
+    return image.crop(box)
+
+
+def _straight(line: np.ndarray) -> bool:
+    """Whether a stretch of the subject mask is an edge of a picture (all subject), not a product's outline."""
+    return bool(len(line) and line.mean() >= TRIM_EDGE_SHARE)
 
 
 def fit_square(image: Image.Image, size: int, mode: str) -> Image.Image:
