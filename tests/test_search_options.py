@@ -138,3 +138,58 @@ def test_without_the_region_the_clutter_wins(engine: SearchEngine) -> None:
     """The check above is not trivial: the whole cluttered photo does not find the product first."""
     photo = scene(product_image(9), (420, 240))
     assert product_ids(engine, engine.search(params(engine, photo)))[:1] != ["p009"]
+
+
+def test_collapse_shows_one_item_sold_by_several_shops_with_its_offers(tmp_path: Any, make_settings: Any) -> None:
+    """Three shops sell one item (the supplier's photo, once re-encoded smaller); collapsed, it is one result shown as its
+    cheapest listing with every listing as an offer, cheapest first; not collapsed, three results."""
+    import json
+
+    from conftest import product_record
+
+    from imagesearch.http.native import page_json
+    from imagesearch.ingest.importer import import_file
+    from imagesearch.search.presentation import present_page
+    from imagesearch.search.searchv2 import render
+    from imagesearch.workspace import Workspace
+
+    photo = product_image(50)
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(photo))
+    (tmp_path / "a-small.jpg").write_bytes(jpeg_bytes(photo.resize((280, 280)), quality=75))
+    for seed in (51, 52, 53):
+        (tmp_path / f"{seed}.jpg").write_bytes(jpeg_bytes(product_image(seed)))
+    usd = {"currency": "USD"}
+    rows = [
+        product_record(1, ["a.jpg"], shop_id=11, price={"sale": "10.00", **usd}),
+        product_record(2, ["a.jpg"], shop_id=12, price={"sale": "8.50", **usd}),
+        product_record(3, ["a-small.jpg"], shop_id=13, price={"sale": "12.00", **usd}),
+        *(product_record(seed, [f"{seed}.jpg"], price={"sale": "9.00", **usd}) for seed in (51, 52, 53)),
+    ]
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    workspace = Workspace(make_settings(tmp_path / "data"))
+    import_file(workspace, tmp_path / "c.jsonl")
+    engine = SearchEngine(workspace)
+    try:
+        listed = engine.search(params(engine, photo, page_size=10))
+        assert set(product_ids(engine, listed)[:3]) == {"p001", "p002", "p003"}
+        collapsed = engine.search(params(engine, photo, collapse=True, page_size=10))
+        first = collapsed.items[0]
+        assert first.product.product_id == "p002" and [offer.product_id for offer in first.offers] == ["p002", "p001", "p003"]
+        assert first.score == listed.items[0].score and collapsed.total_count == listed.total_count - 2
+        assert all(not item.offers for item in collapsed.items[1:])
+        paged = engine.search(params(engine, photo, collapse=True, page_size=1))
+        again = engine.search(parse_params({"start_row_key": paged.next_start_row_key.rsplit(":", 1)[0] + ":1"}, engine.rates(), "USD", 10**7))
+        assert [offer.product_id for offer in again.items[0].offers] == ["p002", "p001", "p003"]  # kept with the paging cursor
+        presented = present_page(collapsed, "en", "http://127.0.0.1")
+        v1 = page_json(collapsed, presented, "http://127.0.0.1")["products"][0]
+        assert [offer["price"]["sale"] for offer in v1["offers"]] == ["8.50", "10.00", "12.00"]
+        v2 = render(collapsed, presented)["data"]["products"][0]
+        assert [offer["shop_id"] for offer in v2["offers"]] == [12, 11, 13]
+        by_price = engine.search(params(engine, photo, collapse="true", sort_type="price"))
+        assert [item.product.product_id for item in by_price.items].count("p001") == 0  # p001 is an offer of p002's item
+        with pytest.raises(RequestError) as error:
+            params(engine, photo, collapse="maybe")
+        assert error.value.code == "InvalidParameterType"
+    finally:
+        engine.close()
+        workspace.close()

@@ -86,6 +86,8 @@ class Settings:
     same_min_score: float = 0.5
     same_min_inliers: int = 50
     same_margin: float = 0.2
+    #: Collapsed results: listings whose matched images score at least this together are one item.
+    collapse_min_score: float = 0.97
     result_ttl_seconds: int = 900
     #: Gateway: accepted clock difference for request timestamps, and the request body cap.
     timestamp_window_seconds: int = 900

@@ -69,6 +69,9 @@ class SearchRequest(BaseModel):
     start_row_key: str | None = Field(None, description="next_start_row_key of an earlier page")
     category_id: str | None = Field(None, description="only products in this category (a first- or second-level category id)")
     min_score: float | None = Field(None, ge=0, le=1, description="only results scoring at least this (default: the service's floor)")
+    collapse: bool | None = Field(
+        None, description="one result per item sold by several listings (near-identical images), shown as its cheapest listing "
+                          "with every listing in offers, cheapest first")
     region: list[float] | str | None = Field(
         None, description="search this box of the photo: [x, y, width, height] in pixels, or in fractions of the photo when every "
                           "value is at most 1 (in a form: \"x,y,width,height\"); clipped to the photo; the answer's region is the box in pixels")
@@ -106,6 +109,7 @@ def product_json(item: Presented) -> dict[str, Any]:
         "ship_to": list(item.ship_to) if item.ship_to is not None else "*",
         "product_detail_url": item.detail_url,
         "image_url": item.image_url,
+        **({"offers": [product_json(offer) for offer in item.offers]} if item.offers else {}),
     }
     if item.score is not None:
         body["score"] = round(item.score, 4)
@@ -313,7 +317,7 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
     async def similar_products(
         request: Request, product_id: str, currency: str | None = None, lang: str | None = None, ship_to: str | None = None,
         category_id: str | None = None, min_score: str | None = None, sort_type: str | None = None, sort_order: str | None = None,
-        page_size: str | None = None, page_no: str | None = None, start_row_key: str | None = None,
+        page_size: str | None = None, page_no: str | None = None, start_row_key: str | None = None, collapse: str | None = None,
     ) -> Response:
         """The options are /v1/search's (as query parameters, validated by the same validator); the query is the
         product's main image, as stored."""

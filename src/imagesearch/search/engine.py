@@ -15,7 +15,9 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any, Mapping
 
 import numpy as np
@@ -41,6 +43,7 @@ from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, pars
 from .ranking import (
     SameThresholds,
     aggregate,
+    collapse,
     same_candidates,
     select_same,
     select_similar,
@@ -59,11 +62,12 @@ FEATURE_CACHE = 4096
 
 @dataclass(frozen=True)
 class PageItem:
-    """One product on a page, with why it matched."""
+    """One product on a page, with why it matched (and every listing of the item, when collapsed)."""
 
     product: ProductView
     score: float
     image_id: int
+    offers: tuple[ProductView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -358,17 +362,36 @@ class SearchEngine:
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
         return self._ranked_page(params, chosen, timings)
 
+    def _collapsed(self, chosen: list[RankedItem], price_key: Callable[[int], Decimal | None]) -> list[RankedItem]:
+        """One result per item sold by several listings (see :func:`.ranking.collapse`)."""
+        if len(chosen) < 2:
+            return chosen
+        ids, vectors = self.parts.catalog.vectors([item.image_id for item in chosen])
+        row_of = {int(image_id): row for row, image_id in enumerate(ids.tolist())}
+        matrix = np.zeros((len(chosen), vectors.shape[1] if len(vectors) else 1), np.float32)
+        for index, item in enumerate(chosen):
+            if item.image_id in row_of:
+                matrix[index] = vectors[row_of[item.image_id]]
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        return collapse(chosen, matrix, self.settings.collapse_min_score, price_key)
+
     def _ranked_page(self, params: SearchParams, chosen: list[RankedItem], timings: dict[str, float]) -> SearchPage:
-        """Sort the chosen products as asked, keep the list for paging, and render the asked page."""
+        """Sort the chosen products as asked (collapsed, if asked), keep the list for paging, and render the asked page."""
         started = time.perf_counter()
         keys = self.parts.catalog.sort_keys([item.product_pk for item in chosen])
         chosen = [item for item in chosen if item.product_pk in keys]
         rates = self.rates()
+
+        def price_key(pk: int) -> Decimal | None:
+            return in_base(keys[pk].sale_price, keys[pk].currency, rates)
+
+        if params.collapse:
+            chosen = self._collapsed(chosen, price_key)
         ordered = sort_items(
             chosen,
             params.sort_type,
             params.sort_order,
-            price_key=lambda pk: in_base(keys[pk].sale_price, keys[pk].currency, rates),
+            price_key=price_key,
             orders_key=lambda pk: keys[pk].volume,
             product_id_key=lambda pk: keys[pk].product_id,
         )
@@ -425,8 +448,11 @@ class SearchEngine:
     ) -> SearchPage:
         start = (page_no - 1) * page_size
         slice_ = result.items[start : start + page_size]
-        views = self.parts.catalog.products_by_pk([item.product_pk for item in slice_])
-        items = [PageItem(views[item.product_pk], item.score, item.image_id) for item in slice_ if item.product_pk in views]
+        views = self.parts.catalog.products_by_pk(list(dict.fromkeys(pk for item in slice_ for pk in (item.product_pk, *item.offers))))
+        items = [
+            PageItem(views[item.product_pk], item.score, item.image_id, tuple(views[pk] for pk in item.offers if pk in views))
+            for item in slice_ if item.product_pk in views
+        ]
         total = len(result.items)
         has_next = page_no < math.ceil(total / page_size)
         return SearchPage(

@@ -37,10 +37,10 @@ MAX_PAGE_SIZE = 50
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_NO = 10_000
 #: The fields of searchV2's param0, with our extensions page_no, page_size, start_row_key, category_id,
-#: min_score and region.
+#: min_score, region and collapse.
 PARAM0_FIELDS = frozenset(
     {"search_type", "image_base64", "currency", "lang", "sort_type", "sort_order", "ship_to", "page_no", "page_size", "start_row_key",
-     "category_id", "min_score", "region"}
+     "category_id", "min_score", "region", "collapse"}
 )
 #: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes).
 V1_FIELDS = PARAM0_FIELDS | {"image_url"}
@@ -80,6 +80,8 @@ class SearchParams:
     min_score: float | None = None
     #: Search this box of the photo instead of the whole photo.
     region: Region | None = None
+    #: One result per item sold by several listings (near-identical images), with its offers.
+    collapse: bool = False
 
     def with_image(self, image: bytes) -> SearchParams:
         """The same request with the image fetched from ``image_url``."""
@@ -135,6 +137,17 @@ def _min_score(raw: Mapping[str, Any]) -> float | None:
     if number is None or not 0.0 <= number <= 1.0:  # (NaN fails both comparisons)
         raise RequestError(ErrorCode.InvalidMinScore, "min_score", value=value if not isinstance(value, str) else value[:32])
     return number
+
+
+def _flag(raw: Mapping[str, Any], name: str) -> bool:
+    value = raw.get(name)
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "false", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise RequestError(ErrorCode.InvalidParameterType, name, expected="true or false", got=_type_name(value) if not isinstance(value, str) else repr(value[:32]))
 
 
 def _category_id(raw: Mapping[str, Any]) -> str | None:
@@ -269,4 +282,5 @@ def parse_params(
         category_id=_category_id(raw),
         min_score=_min_score(raw),
         region=parse_region(raw.get("region")),
+        collapse=_flag(raw, "collapse"),
     )

@@ -9,7 +9,7 @@ fallback, image URLs.  The output shapes (searchV2, the legacy method,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from ..catalog.base import Category, ProductView
@@ -59,6 +59,8 @@ class Presented:
     image_url: str
     score: float | None = None
     image_id: int | None = None
+    #: Every listing of this item, cheapest first, when results are collapsed.
+    offers: tuple[Presented, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,4 +125,8 @@ def present(product: ProductView, reader: Reader, score: float | None = None, im
 def present_page(page: SearchPage, default_lang: str, public_url: str) -> list[Presented]:
     """The products of a search page, in the page's currency and language."""
     reader = Reader(page.currency, page.lang, default_lang, page.rates, public_url)
-    return [present(item.product, reader, item.score, item.image_id) for item in page.items]
+    return [
+        replace(present(item.product, reader, item.score, item.image_id), offers=tuple(present(offer, reader) for offer in item.offers))
+        if item.offers else present(item.product, reader, item.score, item.image_id)
+        for item in page.items
+    ]

@@ -92,6 +92,37 @@ def select_same(
     ]
 
 
+def collapse(
+    items: Sequence[RankedItem], vectors: np.ndarray, min_cosine: float, price_key: Callable[[int], Decimal | None]
+) -> list[RankedItem]:
+    """One result per item sold by several listings: listings whose matched images are near-identical
+    (cosine of ``vectors``, one row per item, at least ``min_cosine``) are one item.
+
+    Greedy in rank order: each listing joins the first group whose best listing it matches, so a group
+    never chains away from its best match.  A group is shown as its cheapest listing, scored as its best,
+    with every listing in ``offers``, cheapest first (price ties: better match first).
+    """
+    groups: list[list[int]] = []
+    for index in range(len(items)):
+        home = next((group for group in groups if float(vectors[group[0]] @ vectors[index]) >= min_cosine), None)
+        if home is None:
+            groups.append([index])
+        else:
+            home.append(index)
+    collapsed = []
+    for group in groups:
+        members = [items[index] for index in group]
+        by_price = sorted(members, key=lambda item: (_price_or_inf(price_key(item.product_pk)), -item.score, item.product_pk))
+        cheapest = by_price[0]
+        collapsed.append(RankedItem(cheapest.product_pk, members[0].score, cheapest.image_id,
+                                    tuple(item.product_pk for item in by_price) if len(members) > 1 else ()))
+    return collapsed
+
+
+def _price_or_inf(price: Decimal | None) -> Decimal:
+    return price if price is not None else Decimal("Infinity")
+
+
 def select_similar(items: Sequence[RankedItem], min_score: float, cap: int) -> list[RankedItem]:
     """The ``cap`` best products scoring at least ``min_score``."""
     return [item for item in items if item.score >= min_score][:cap]

@@ -45,11 +45,16 @@ _result_sets = Table(
 
 @dataclass(frozen=True)
 class RankedItem:
-    """One product of a ranked list: its catalog key, score and the image that matched."""
+    """One product of a ranked list: its catalog key, score and the image that matched.
+
+    ``offers``: when results are collapsed, every listing of this item (product keys, cheapest first,
+    this one among them); empty otherwise.
+    """
 
     product_pk: int
     score: float
     image_id: int
+    offers: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,9 @@ class ResultStore:
         """Store ``result``; returns its id.  Expired sets are purged on the way."""
         key = uuid.uuid4().hex
         payload = {name: getattr(result, name) for name in OPTION_FIELDS}
-        payload["items"] = [[item.product_pk, round(item.score, 6), item.image_id] for item in result.items]
+        payload["items"] = [
+            [item.product_pk, round(item.score, 6), item.image_id, *([list(item.offers)] if item.offers else [])] for item in result.items
+        ]
         now = time.time()
         with self.engine.begin() as connection:
             if now - self._purged_at > PURGE_EVERY_SECONDS:
@@ -114,7 +121,9 @@ class ResultStore:
         if row is None or row.created_at < time.time() - self.ttl:
             return None
         payload = json.loads(row.payload)
-        payload["items"] = [RankedItem(int(pk), float(score), int(image_id)) for pk, score, image_id in payload["items"]]
+        payload["items"] = [
+            RankedItem(int(row[0]), float(row[1]), int(row[2]), tuple(int(pk) for pk in row[3]) if len(row) > 3 else ()) for row in payload["items"]
+        ]
         return ResultSet(**{key: value for key, value in payload.items() if key in OPTION_FIELDS or key == "items"})
 
     def close(self) -> None:

@@ -37,7 +37,9 @@ class Categories(TypedDict):
     second_level: CategoryLevel
 
 
-class Product(TypedDict):
+class Product(TypedDict, total=False):
+    """One product; ``offers`` (our extension) lists every listing of the item when results are collapsed."""
+
     volume: str
     category: Categories
     product_detail_url: str
@@ -49,6 +51,7 @@ class Product(TypedDict):
     shop_id: int
     product_id: str
     similarity_score: str
+    offers: list[Product]
 
 
 class Data(TypedDict):
@@ -122,9 +125,9 @@ def _level(category: CategoryName | None) -> CategoryLevel:
 
 
 def render_product(item: Presented) -> Product:
-    """One product in the sample's field order and types."""
+    """One product in the sample's field order and types (and its ``offers`` when collapsed)."""
     price = item.price
-    return {
+    product: Product = {
         "volume": format_volume(item.volume),
         "category": {"first_level": _level(item.first_category), "second_level": _level(item.second_category)},
         "product_detail_url": item.detail_url,
@@ -140,6 +143,9 @@ def render_product(item: Presented) -> Product:
         "product_id": item.product_id,
         "similarity_score": format_score(item.score or 0.0),
     }
+    if item.offers:
+        product["offers"] = [render_product(offer) for offer in item.offers]
+    return product
 
 
 def render_flat(item: Presented) -> dict[str, object]:
