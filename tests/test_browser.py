@@ -210,3 +210,19 @@ def test_a_box_dragged_on_the_photo_searches_that_part(page: Any, site: dict[str
     shot(page, "region")
     page.click("#whole-photo")
     page.wait_for_function("document.getElementById('region-box').hidden")
+
+
+def test_minimum_similarity_and_one_result_per_item(page: Any, site: dict[str, Any]) -> None:
+    upload(page, site, site["query"])
+    page.wait_for_selector("#results .card")
+    before = page.locator("#status").inner_text()
+    with page.expect_response(lambda response: response.url.endswith("/v1/search")) as answer:
+        page.fill("#min_score", "0.9")
+        page.locator("#min_score").dispatch_event("change")
+    assert all(product["score"] >= 0.9 for product in answer.value.json()["products"])
+    page.wait_for_function(f"document.getElementById('status').innerText !== {before!r}")
+    scores = [float(text.split()[-1]) for text in page.locator("#results .card .score").all_inner_texts()]
+    assert scores and min(scores) >= 0.9
+    with page.expect_response(lambda response: response.url.endswith("/v1/search")) as answer:
+        page.check("#collapse")
+    assert answer.value.status == 200 and answer.value.json()["products"]

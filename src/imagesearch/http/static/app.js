@@ -98,10 +98,11 @@ function setupRegion() {
 
 function options() {
   const fields = {};
-  for (const name of ["search_type", "currency", "lang", "ship_to", "sort_type", "sort_order"]) {
+  for (const name of ["search_type", "currency", "lang", "ship_to", "sort_type", "sort_order", "min_score"]) {
     const value = $(name).value.trim();
     if (value) fields[name] = value;
   }
+  if ($("collapse").checked) fields.collapse = "true";
   return fields;
 }
 
@@ -191,6 +192,10 @@ function card(product) {
   const orders = new Intl.NumberFormat(locale()).format(product.volume);
   body.appendChild(text("p", `${orders} orders · ${rating} · shop ${product.shop_id}`, "meta"));
   body.appendChild(text("p", `Similarity ${product.score.toFixed(3)}`, "meta score"));
+  if (product.offers && product.offers.length > 1) {
+    const offers = product.offers.map((offer) => `${money(offer.price.sale, offer.price.currency)} (shop ${offer.shop_id})`);
+    body.appendChild(text("p", `${product.offers.length} shops sell it: ${offers.join(" · ")}`, "meta offers"));
+  }
   const details = document.createElement("a");
   details.href = `#/product/${encodeURIComponent(product.product_id)}`;
   details.textContent = "Why it matched →";
@@ -327,7 +332,7 @@ async function init() {
   });
   $("file").addEventListener("change", (event) => setFile(event.target.files[0]));
   $("search-form").addEventListener("submit", (event) => { event.preventDefault(); search(); });
-  for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order"]) $(name).addEventListener("change", () => { if (state.file) search(); });
+  for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order", "min_score", "collapse"]) $(name).addEventListener("change", () => { if (state.file) search(); });
   $("ship_to").addEventListener("change", () => { if (state.file) search(); });
   $("prev").addEventListener("click", () => turn(-1));
   $("next").addEventListener("click", () => turn(1));
