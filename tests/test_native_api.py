@@ -332,3 +332,16 @@ def test_a_request_head_that_trickles_in_is_cut_off(tmp_path: Path, model_cache:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as prompt:
             prompt.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             assert prompt.recv(1024).startswith(b"HTTP/1.1 200")
+
+
+def test_concurrent_live_writes_queue_instead_of_conflicting(server: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def put(number: int) -> int:
+        record = product_record(number, [f"{server['base']}/thumbnails/{number % 5 + 1}.jpg"])
+        return httpx.put(f"{server['base']}/v1/products/p{number:03d}", json=record, headers=ADMIN, timeout=120).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(put, range(60, 64))) == [200] * 4
+    for number in range(60, 64):
+        assert httpx.delete(f"{server['base']}/v1/products/p{number:03d}", headers=ADMIN, timeout=60).status_code == 200

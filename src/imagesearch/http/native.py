@@ -48,6 +48,11 @@ from .ratelimit import RateLimiter, ban_seconds
 from .threads import json_from_thread
 
 
+#: A live write waits this long for another one (or a compaction's swap) to finish before answering 409:
+#: concurrent PUTs and DELETEs queue instead of failing.
+WRITE_WAIT_SECONDS = 30.0
+
+
 class SearchRequest(BaseModel):
     """``POST /v1/search`` as JSON, or the same fields in a multipart form with a ``file`` part.
 
@@ -256,7 +261,7 @@ class NativeApi:
         """
         parts = self.engine.parts
         try:
-            report = operation(parts, *args)
+            report = operation(parts, *args, wait=WRITE_WAIT_SECONDS)
         except ReadOnlyError as exc:
             raise RequestError(ErrorCode.ReadOnly, reason=str(exc)) from None
         except ImportRejected as rejected:

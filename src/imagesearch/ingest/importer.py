@@ -260,10 +260,11 @@ def import_file(
         )
 
 
-def import_product(parts: Parts, data: object) -> ImportReport:
+def import_product(parts: Parts, data: object, wait: float = 0.0) -> ImportReport:
     """Insert or replace one product given as a JSON object (the live ``PUT`` of the HTTP API).
 
-    Same validation and atomicity as a file import; images must be http(s) URLs.
+    Same validation and atomicity as a file import; images must be http(s) URLs.  ``wait``: seconds
+    allowed for another write (or a compaction's swap) to finish before this one is refused.
     """
     try:
         record = validate_record(data, parts.settings.default_lang)
@@ -272,7 +273,7 @@ def import_product(parts: Parts, data: object) -> ImportReport:
     local = [image for image in record.images if not is_url(image)]
     if local:
         raise ImportRejected([RowError(1, f"images must be http(s) URLs here, not {local[0]!r}", record.product_id)])
-    with parts.write_lock():
+    with parts.write_lock(wait=wait):
         return _import_rows(parts, lambda: [Row(1, record)], Path("/nonexistent"), replace=False, skip_invalid=False)
 
 
@@ -333,11 +334,11 @@ def _import_rows(
     return report
 
 
-def delete_products(parts: Parts, product_ids: Sequence[str]) -> ImportReport:
-    """Remove products (and their vectors) by id, atomically; unknown ids are ignored."""
+def delete_products(parts: Parts, product_ids: Sequence[str], wait: float = 0.0) -> ImportReport:
+    """Remove products (and their vectors) by id, atomically; unknown ids are ignored (``wait``: as for :func:`import_product`)."""
     started = time.perf_counter()
     report = ImportReport()
-    with parts.write_lock():
+    with parts.write_lock(wait=wait):
 
         def change(writer: CatalogWriter) -> tuple[list[int], list[int]]:
             deleted, images_gone = writer.delete_products(product_ids)
