@@ -152,7 +152,8 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     C.Unauthorized: ErrorSpec(
         401, "a valid admin token is required (Authorization: Bearer <token>)", "a catalog write without the right bearer token", ("v1",)),
     C.InvalidProduct: ErrorSpec(422, "{reason}", "a product that does not validate (every problem listed)", ("v1",)),
-    C.WriteConflict: ErrorSpec(409, "{reason}", "another import or reindex is writing", ("v1",)),
+    C.WriteConflict: ErrorSpec(
+        409, "{reason}", "another write (an import, a reindex, another live write) held the catalog for more than 30 s", ("v1",)),
     C.ReadOnly: ErrorSpec(
         503, "{reason}", "a catalog write while the service runs read-only (`read_only`, or a data directory it could not write at start)",
         ("v1",)),
