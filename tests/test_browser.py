@@ -56,8 +56,11 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport=WIDTHS[request.param], device_scale_factor=2 if phone else 1, is_mobile=phone)
     tab = context.new_page()
     tab.width_name = request.param
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))  # an exception in the page's script fails the test
     yield tab
     context.close()
+    assert not errors, errors
 
 
 def upload(page: Any, site: dict[str, Any], path: Path) -> None:
@@ -226,3 +229,14 @@ def test_minimum_similarity_and_one_result_per_item(page: Any, site: dict[str, A
     with page.expect_response(lambda response: response.url.endswith("/v1/search")) as answer:
         page.check("#collapse")
     assert answer.value.status == 200 and answer.value.json()["products"]
+
+
+def test_the_category_filter_lists_the_catalogs_categories(page: Any, site: dict[str, Any]) -> None:
+    upload(page, site, site["query"])
+    page.wait_for_selector("#results .card")
+    labels = page.locator("#category_id option").all_inner_texts()
+    assert labels[0] == "Any" and any(label.startswith("Home & Garden (") for label in labels)
+    with page.expect_response(lambda response: response.url.endswith("/v1/search")) as answer:
+        page.select_option("#category_id", "102")
+    products = answer.value.json()["products"]
+    assert products and all(product["category"]["second_level"]["id"] == "102" for product in products)

@@ -193,3 +193,13 @@ def test_collapse_shows_one_item_sold_by_several_shops_with_its_offers(tmp_path:
     finally:
         engine.close()
         workspace.close()
+
+
+def test_categories_are_listed_with_names_and_counts(server: dict[str, Any]) -> None:
+    listed = httpx.get(f"{server['base']}/v1/categories", params={"lang": "fr"}, timeout=10).json()["categories"]
+    first = [category for category in listed if category["level"] == 1]
+    assert first == [{"id": "15", "level": 1, "parent_id": None, "name": "Maison et jardin", "products": first[0]["products"]}]
+    second = {category["id"]: category for category in listed if category["level"] == 2}
+    assert set(second) == {"100", "101", "102"} and all(category["parent_id"] == "15" for category in second.values())
+    assert sum(category["products"] for category in second.values()) == first[0]["products"]
+    assert httpx.get(f"{server['base']}/v1/categories", params={"lang": "klingon"}, timeout=10).json()["error"]["code"] == "InvalidLanguage"

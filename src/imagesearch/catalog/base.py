@@ -114,6 +114,11 @@ class Catalog(Protocol):
 
     def counts(self) -> dict[str, int]: ...
 
+    def category_tree(self) -> list[tuple[Category, int, str | None, int]]:
+        """Every category in use: (category with its names, level 1 or 2, its first-level parent for a second-level
+        one when its products agree on one, else None; how many products it has), by level then id."""
+        ...
+
     def size_bytes(self) -> int: ...
 
     def owners_since(self, generation_key: str, after_id: int) -> tuple[int, np.ndarray, np.ndarray]:

@@ -174,6 +174,31 @@ class SqliteCatalog:
                 "shops": connection.scalar(select(func.count(products.c.shop_id.distinct()))) or 0,
             }
 
+    def category_tree(self) -> list[tuple[Category, int, str | None, int]]:
+        with self.reader() as connection:
+            names: dict[str, dict[str, str]] = {}
+            for category_id, lang, name in connection.execute(select(category_names.c.category_id, category_names.c.lang, category_names.c.name)):
+                names.setdefault(category_id, {})[lang] = name
+            first = dict(connection.execute(
+                select(products.c.first_category_id, func.count()).where(products.c.first_category_id.is_not(None))
+                .group_by(products.c.first_category_id)
+            ).all())
+            second: dict[str, tuple[int, set[str]]] = {}
+            for category_id, parent, count in connection.execute(
+                select(products.c.second_category_id, products.c.first_category_id, func.count())
+                .where(products.c.second_category_id.is_not(None)).group_by(products.c.second_category_id, products.c.first_category_id)
+            ):
+                total, parents = second.get(category_id, (0, set()))
+                second[category_id] = (total + count, parents | ({parent} if parent else set()))
+        tree: list[tuple[Category, int, str | None, int]] = [
+            (Category(category_id, names.get(category_id, {})), 1, None, count) for category_id, count in sorted(first.items())
+        ]
+        tree += [
+            (Category(category_id, names.get(category_id, {})), 2, next(iter(parents)) if len(parents) == 1 else None, count)
+            for category_id, (count, parents) in sorted(second.items())
+        ]
+        return tree
+
     def owners_since(self, generation_key: str, after_id: int) -> tuple[int, np.ndarray, np.ndarray]:
         """(generation, image ids, their product pks) of the images with an id above ``after_id``, in one snapshot.
 

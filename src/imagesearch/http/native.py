@@ -338,6 +338,11 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
             body = await read_body(request, limit)
             return await json_from_thread(api.match, product_id, body, request.headers.get("content-type", ""))
 
+    @router.get("/categories", summary="The categories in use (first and second level), named in a language, with product counts")
+    async def categories(lang: str | None = None) -> Response:
+        """Their ids are what category_id takes on /v1/search."""
+        return await json_from_thread(lambda: {"categories": api.engine.categories(parse_language(lang) if lang else None)})
+
     @router.get("/catalog", summary="Catalog overview: counts, embedder, index, last import, rates")
     async def catalog_overview() -> Response:
         return await json_from_thread(api.engine.overview)

@@ -33,6 +33,7 @@ from ..catalog.meta import (
     LAST_WRITE_KEY,
 )
 from ..errors import CatalogError, ErrorCode, RequestError
+from ..i18n import pick_text
 from ..index.base import IdSet, VectorIndex
 from ..parts import Parts
 from ..pricing.money import in_base
@@ -484,6 +485,14 @@ class SearchEngine:
         _, vector = self.embed_query(data, param)
         ids, vectors = self.parts.catalog.vectors(list(product.image_ids))
         return {int(image_id): min(1.0, max(0.0, float(score))) for image_id, score in zip(ids, vectors @ vector, strict=True)}
+
+    def categories(self, lang: str | None) -> list[dict[str, Any]]:
+        """The catalog's categories in use, named in ``lang`` (falling back as titles do), with their product counts."""
+        return [
+            {"id": category.id, "level": level, "parent_id": parent, "name": pick_text(category.names, lang, self.settings.default_lang),
+             "products": count}
+            for category, level, parent, count in self.parts.catalog.category_tree()
+        ]
 
     def overview(self) -> dict[str, Any]:
         """Counts, embedder, index, last write, rates and defaults: what ``/v1/catalog`` shows."""

@@ -98,7 +98,7 @@ function setupRegion() {
 
 function options() {
   const fields = {};
-  for (const name of ["search_type", "currency", "lang", "ship_to", "sort_type", "sort_order", "min_score"]) {
+  for (const name of ["search_type", "currency", "lang", "ship_to", "sort_type", "sort_order", "min_score", "category_id"]) {
     const value = $(name).value.trim();
     if (value) fields[name] = value;
   }
@@ -332,7 +332,8 @@ async function init() {
   });
   $("file").addEventListener("change", (event) => setFile(event.target.files[0]));
   $("search-form").addEventListener("submit", (event) => { event.preventDefault(); search(); });
-  for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order", "min_score", "collapse"]) $(name).addEventListener("change", () => { if (state.file) search(); });
+  for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order", "min_score", "collapse", "category_id"]) $(name).addEventListener("change", () => { if (state.file) search(); });
+  $("lang").addEventListener("change", loadCategories);
   $("ship_to").addEventListener("change", () => { if (state.file) search(); });
   $("prev").addEventListener("click", () => turn(-1));
   $("next").addEventListener("click", () => turn(1));
@@ -347,7 +348,34 @@ async function init() {
       select.appendChild(option);
     });
   } catch (err) { showError(err.message); }
+  await loadCategories();
   route();
+}
+
+/** The category filter's choices, named in the chosen language: first levels, their second levels indented. */
+async function loadCategories() {
+  const select = $("category_id");
+  const chosen = select.value;
+  let tree;
+  try {
+    tree = (await api(`/v1/categories?lang=${encodeURIComponent($("lang").value)}`)).categories;
+  } catch (err) { return; }  // the filter stays at "Any"
+  const option = (category, label) => {
+    const node = document.createElement("option");
+    node.value = category.id; node.textContent = `${label} (${category.products})`; node.selected = category.id === chosen;
+    return node;
+  };
+  const options = [select.options[0]];
+  for (const first of tree.filter((category) => category.level === 1)) {
+    options.push(option(first, first.name || first.id));
+    for (const second of tree.filter((category) => category.level === 2 && category.parent_id === first.id)) {
+      options.push(option(second, `\u00a0\u00a0${second.name || second.id}`));
+    }
+  }
+  for (const orphan of tree.filter((category) => category.level === 2 && !tree.some((first) => first.id === category.parent_id))) {
+    options.push(option(orphan, orphan.name || orphan.id));
+  }
+  select.replaceChildren(...options);
 }
 
 init();
