@@ -208,3 +208,11 @@ def test_a_configured_proxy_is_used_and_the_target_name_still_checked(monkeypatc
     with pytest.raises(RequestError) as error:
         fetch("http://internal.example/ok", policy)
     assert error.value.code == "ImageUrlForbidden"
+
+
+@pytest.mark.parametrize("location", ["http://:99999/x", "file:///etc/passwd", "ftp://files.example/a.jpg", "http://[bad/"])
+def test_a_redirect_to_a_bad_address_is_refused_not_crashed(monkeypatch: pytest.MonkeyPatch, server: int, location: str) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", Resolver({}))  # no name resolves: nothing is looked up for real
+    with pytest.raises(RequestError) as error:
+        fetch(f"http://127.0.0.1:{server}/to?{location}", FetchPolicy(100_000, 2.0, allow_private=True))
+    assert error.value.code == "ImageUrlUnreachable"

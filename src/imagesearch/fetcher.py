@@ -89,7 +89,7 @@ def checked_addresses(host: str, port: int, allow_private: bool) -> list[str]:
     """The addresses of ``host``, every one of them allowed, in resolver order."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except (socket.gaierror, UnicodeError, OverflowError, ValueError):
         raise Unresolvable(host) from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private and any(forbidden(ipaddress.ip_address(address.split("%")[0])) for address in addresses):
@@ -105,6 +105,8 @@ class CheckedBackend(httpcore.SyncBackend):
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        if not 0 < port < 65536:  # (a redirect's URL is parsed leniently; the socket layer would raise OverflowError)
+            raise httpcore.ConnectError(f"port {port} is out of range")
         failure: Exception | None = None
         for address in checked_addresses(host, port, self.allow_private):
             try:
@@ -180,6 +182,8 @@ def _attempt(client: httpx.Client, url: str, policy: FetchPolicy, param: str, de
         raise _unreachable(param, "its host name cannot be resolved") from None
     except httpx.TooManyRedirects:
         raise _unreachable(param, f"it redirected more than {MAX_REDIRECTS} times") from None
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):  # a redirect to a malformed or non-http(s) address
+        raise _unreachable(param, "it redirected to an address that is not an http(s) URL") from None
     except httpx.TimeoutException:
         raise too_slow from None
     except (httpx.HTTPError, httpcore.ConnectError):
