@@ -203,3 +203,10 @@ def test_categories_are_listed_with_names_and_counts(server: dict[str, Any]) -> 
     assert set(second) == {"100", "101", "102"} and all(category["parent_id"] == "15" for category in second.values())
     assert sum(category["products"] for category in second.values()) == first[0]["products"]
     assert httpx.get(f"{server['base']}/v1/categories", params={"lang": "klingon"}, timeout=10).json()["error"]["code"] == "InvalidLanguage"
+
+
+@pytest.mark.parametrize("fields", [{"min_score": 10**400}, {"region": [10**400, 0, 1, 1]}, {"region": ["1e999", 0, 5, 5]}])
+def test_numbers_too_large_for_a_float_are_refused_not_crashed(engine: SearchEngine, fields: dict[str, Any]) -> None:
+    with pytest.raises(RequestError) as error:
+        params(engine, product_image(1), **fields)
+    assert error.value.code in ("InvalidMinScore", "InvalidRegion")

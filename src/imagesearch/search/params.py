@@ -127,13 +127,13 @@ def _min_score(raw: Mapping[str, Any]) -> float | None:
     if value is None or value == "":
         return None
     number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and len(value) <= 32:
-        try:
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)
-        except ValueError:
-            number = None
+        elif isinstance(value, str) and len(value) <= 32:
+            number = float(value)
+    except (ValueError, OverflowError):  # (an integer too large for a float, text that is not a number)
+        number = None
     if number is None or not 0.0 <= number <= 1.0:  # (NaN fails both comparisons)
         raise RequestError(ErrorCode.InvalidMinScore, "min_score", value=value if not isinstance(value, str) else value[:32])
     return number
@@ -172,7 +172,7 @@ def parse_region(value: Any) -> Region | None:
     for part in parts:
         try:
             number = float(part) if not isinstance(part, bool) and isinstance(part, (int, float, str)) else None
-        except ValueError:
+        except (ValueError, OverflowError):
             number = None
         if number is None or not (0.0 <= number < 1e6):
             raise RequestError(ErrorCode.InvalidRegion, "region", reason="must be four numbers from 0 (x, y, width, height)")
