@@ -47,7 +47,6 @@ from .forms import parse_form, read_body
 from .ratelimit import RateLimiter, ban_seconds
 from .threads import json_from_thread
 
-
 #: A live write waits this long for another one (or a compaction's swap) to finish before answering 409:
 #: concurrent PUTs and DELETEs queue instead of failing.
 WRITE_WAIT_SECONDS = 30.0

@@ -57,11 +57,21 @@ def _trim_once(image: Image.Image) -> Image.Image:
     # The four sides, each read from the outside in: top, bottom, left, right.
     sides = [pixels, pixels[::-1], pixels.transpose(1, 0, 2), pixels.transpose(1, 0, 2)[::-1]]
     # Each side's band has its own colour: a side already trimmed, or a letterbox's picture side, is not plain.
+    # Only the outer lines are read first: most photos have no plain side, and leave here at little cost.
     colours = [np.median(side[0], axis=0) for side in sides]
-    subjects = [np.abs(side - colour).max(axis=2) > TRIM_TOLERANCE for side, colour in zip(sides, colours)]
+    plain = [(np.abs(side[0] - colour).max(axis=1) <= TRIM_TOLERANCE).mean() >= TRIM_UNIFORM_SHARE for side, colour in zip(sides, colours)]
+    if not any(plain):
+        return image
+    masks: dict[tuple[int, ...], np.ndarray] = {}  # one mask per band colour (a packshot's four sides share one)
+    for colour, flat in zip(colours, plain):
+        if flat and tuple(colour.astype(int)) not in masks:
+            masks[tuple(colour.astype(int))] = np.abs(pixels - colour.astype(int)).max(axis=2) > TRIM_TOLERANCE
+    subjects = [
+        _oriented(masks[tuple(colour.astype(int))], number) if flat else None for number, (colour, flat) in enumerate(zip(colours, plain))
+    ]
     depth = [0, 0, 0, 0]  # how deep each plain band goes (0: that side is not plain)
-    for number, (side, subject) in enumerate(zip(sides, subjects)):
-        if (~subject[0]).mean() >= TRIM_UNIFORM_SHARE:
+    for number, subject in enumerate(subjects):
+        if subject is not None:
             lines = np.flatnonzero(subject.any(axis=1))
             depth[number] = int(lines[0]) if len(lines) else 0
     # A band is a frame only if the picture inside starts along a straight edge running the whole way between
@@ -70,7 +80,8 @@ def _trim_once(image: Image.Image) -> Image.Image:
     spans = [(depth[2], probe.width - depth[3]), (depth[2], probe.width - depth[3]), (depth[0], probe.height - depth[1]),
              (depth[0], probe.height - depth[1])]
     # (the corners are left out of the test: the blur rounds them)
-    cut = [d if d and _straight(subject[d][low + 1 : high - 1]) else 0 for d, subject, (low, high) in zip(depth, subjects, spans)]
+    cut = [d if d and subject is not None and _straight(subject[d][low + 1 : high - 1]) else 0
+           for d, subject, (low, high) in zip(depth, subjects, spans)]
     if not any(cut):
         return image
     top, bottom, left, right = cut
@@ -86,6 +97,11 @@ def _trim_once(image: Image.Image) -> Image.Image:
     if box[2] <= box[0] or box[3] <= box[1] or (box[2] - box[0]) * (box[3] - box[1]) < TRIM_MIN_AREA * image.width * image.height:
         return image
     return image.crop(box)
+
+
+def _oriented(mask: np.ndarray, side: int) -> np.ndarray:
+    """The subject mask read from ``side`` inwards (0 top, 1 bottom, 2 left, 3 right), as ``sides`` are."""
+    return (mask, mask[::-1], mask.T, mask.T[::-1])[side]
 
 
 def _straight(line: np.ndarray) -> bool:
