@@ -216,3 +216,26 @@ def test_a_redirect_to_a_bad_address_is_refused_not_crashed(monkeypatch: pytest.
     with pytest.raises(RequestError) as error:
         fetch(f"http://127.0.0.1:{server}/to?{location}", FetchPolicy(100_000, 2.0, allow_private=True))
     assert error.value.code == "ImageUrlUnreachable"
+
+
+def test_any_url_text_is_fetched_or_refused_with_a_code(monkeypatch: pytest.MonkeyPatch, connections: list[Any]) -> None:
+    """Property-based: whatever the text, the fetcher answers a RequestError (no name resolves here, and a
+    connection to any address but loopback is refused before it is made), never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    monkeypatch.setattr(socket, "getaddrinfo", Resolver({}))
+    policy = FetchPolicy(1000, 0.5)
+    hosts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+    urls = st.builds(lambda scheme, host, port, path: f"{scheme}{host}{port}{path}",
+                     st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "", "http:/"]), hosts,
+                     st.sampled_from(["", ":0", ":80", ":99999", ":-1", ":x", ":443"]), st.text(max_size=20))
+
+    @settings(max_examples=200, deadline=None)
+    @given(urls)
+    def refused_with_a_code(url: str) -> None:
+        with pytest.raises(RequestError) as error:
+            fetch(url, policy)
+        assert error.value.code in ("InvalidImageUrl", "ImageUrlUnreachable", "ImageUrlForbidden")
+
+    refused_with_a_code()
