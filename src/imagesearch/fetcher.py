@@ -23,9 +23,11 @@ queries and for imports (see ``config.py``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -116,17 +118,24 @@ class CheckedBackend(httpcore.SyncBackend):
         raise failure or httpcore.ConnectError("no address")
 
 
+@functools.lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    """The TLS context of every fetch: loading the CA bundle costs about 20 ms, so once per process (contexts are
+    safe to share between threads)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class CheckedTransport(httpx.HTTPTransport):
     """httpx's transport with :class:`CheckedBackend` underneath (direct), or a name check before each request (proxy)."""
 
     def __init__(self, policy: FetchPolicy, connections: int) -> None:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        super().__init__(trust_env=False, limits=limits, proxy=policy.proxy or None)
+        super().__init__(verify=_tls(), trust_env=False, limits=limits, proxy=policy.proxy or None)
         self.policy = policy
         if not policy.proxy:
             # httpx builds its pool without a way to pass a network backend: rebuild it with ours.
             self._pool = httpcore.ConnectionPool(
-                ssl_context=httpx.create_ssl_context(trust_env=False),
+                ssl_context=_tls(),
                 max_connections=limits.max_connections,
                 max_keepalive_connections=limits.max_keepalive_connections,
                 keepalive_expiry=limits.keepalive_expiry,
