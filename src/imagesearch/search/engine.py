@@ -39,6 +39,7 @@ from ..parts import Parts
 from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side
+from ..vision.embedder import l2_normalize
 from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, parse_params
 from .ranking import (
@@ -350,15 +351,12 @@ class SearchEngine:
         The stored embedding is the query (nothing is decoded or embedded); the
         options (filters, sort, page, currency, language) are a search's.
         """
-        if params.search_type == "same":
-            raise RequestError(ErrorCode.InvalidSearchType, "search_type", value="same", allowed="similar")
         timings: dict[str, float] = {}
         started = time.perf_counter()
         _, vectors = self.parts.catalog.vectors(list(product.image_ids[:1]))
         if not len(vectors):
             return self._ranked_page(params, [], timings)
-        vector = vectors[0].astype(np.float32)
-        vector /= max(float(np.linalg.norm(vector)), 1e-12)
+        vector = l2_normalize(vectors[:1])[0]
         chosen = self.rank_similar(vector, params.ship_to, params.category_id, params.min_score, exclude=frozenset({product.pk}))
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
         return self._ranked_page(params, chosen, timings)
@@ -371,10 +369,9 @@ class SearchEngine:
         row_of = {int(image_id): row for row, image_id in enumerate(ids.tolist())}
         matrix = np.zeros((len(chosen), vectors.shape[1] if len(vectors) else 1), np.float32)
         for index, item in enumerate(chosen):
-            if item.image_id in row_of:
+            if item.image_id in row_of:  # (an image deleted meanwhile stays a zero row: it matches nothing)
                 matrix[index] = vectors[row_of[item.image_id]]
-        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-        return collapse(chosen, matrix, self.settings.collapse_min_score, price_key)
+        return collapse(chosen, l2_normalize(matrix), self.settings.collapse_min_score, price_key)
 
     def _ranked_page(self, params: SearchParams, chosen: list[RankedItem], timings: dict[str, float]) -> SearchPage:
         """Sort the chosen products as asked (collapsed, if asked), keep the list for paging, and render the asked page."""

@@ -44,7 +44,8 @@ PARAM0_FIELDS = frozenset(
 )
 #: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes).
 V1_FIELDS = PARAM0_FIELDS | {"image_url"}
-#: "More like this product" (/v1/products/{id}/similar): a search's options, without an image or a region.
+#: "More like this product" (/v1/products/{id}/similar): a search's options, without an image or a region, and
+#: "similar" only (so no search_type).
 SIMILAR_FIELDS = PARAM0_FIELDS - {"image_base64", "region", "search_type"}
 DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 URL_SAFE = str.maketrans("-_", "+/")
