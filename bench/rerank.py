@@ -1,58 +1,108 @@
-"""How many candidates a compact segment should re-rank: latency and recall@10 against exact search.
+"""How many cells to probe and candidates to re-rank: kNN latency and recall@10 against exact search,
+on both query sets of ``bench/scale.py``, and one search end to end with the settings chosen.
 
     python bench/scale.py --keep                 # a million images, kept in bench/results/scale-1000000
     python bench/rerank.py                       # then this, on that data directory
+    python bench/rerank.py --nprobe 32 48 --rerank 400 600 1000
 
-Queries: 100 vectors drawn like the clustered synthetic catalog's (the
-adversarial set of ``bench/scale.py``), k = 400 as the engine asks, one FAISS
-thread; each ``index_rerank`` value is applied to the same opened index.
+Query sets (100 each, k = 400 as the engine asks, one FAISS thread):
+*clustered synthetic*, vectors drawn like the synthetic catalog's (the adversarial set: thousands of
+near-ties around each centre); *real*, embeddings of the catalog's real photos under the copy
+transformations (the less adversarial set).  Each (nprobe, rerank) pair is applied to the same opened
+index, in turn, several rounds, so a noisy moment does not favour one pair.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, exact_top, load_image, machine, recall_at, today
+from common import RESULTS, dataset_split, exact_top, load_image, machine, recall_at, today
 from speed import photos
 
 from imagesearch.config import load_settings
-from imagesearch.search.engine import INITIAL_K
+from imagesearch.evaluation.transforms import TRANSFORMS
+from imagesearch.search.engine import INITIAL_K, SearchEngine
+from imagesearch.search.params import parse_params
 from imagesearch.workspace import Workspace
+
+SEEDS = 512
+
+
+def query_sets(workspace: Workspace, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    real_photos = photos(SEEDS)
+    seeds = workspace.embedder.embed([load_image(path, 256) for path in real_photos])
+    synthetic = seeds[rng.integers(0, len(seeds), 100)] + rng.normal(0, 0.02, (100, seeds.shape[1])).astype(np.float32)
+    synthetic /= np.linalg.norm(synthetic, axis=1, keepdims=True)
+    names = list(TRANSFORMS)
+    originals = rng.choice(SEEDS, 100, replace=False)
+    copies = [TRANSFORMS[names[i % len(names)]](load_image(real_photos[j], 512), np.random.default_rng(i)) for i, j in enumerate(originals)]
+    return {"clustered synthetic": synthetic, "real: copies of catalog photos": workspace.embedder.embed(copies)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=RESULTS / "scale-1000000")
-    parser.add_argument("--values", type=int, nargs="+", default=[400, 600, 1000, 2000])
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[24, 32, 48])
+    parser.add_argument("--rerank", type=int, nargs="+", default=[400, 600, 800, 1000])
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     workspace = Workspace(load_settings(args.data_dir).with_overrides(model_cache_dir=str(RESULTS / "models"), index_threads=1))
-    seeds = workspace.embedder.embed([load_image(path, 256) for path in photos(512)])
-    rng = np.random.default_rng(5)
-    queries = seeds[rng.integers(0, len(seeds), 100)] + rng.normal(0, 0.02, (100, seeds.shape[1])).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     index = workspace.open_index(workspace.generation())
-    truth = exact_top(workspace.catalog.vectors, np.sort(index.live_ids()), queries, 10)
-    report: dict = {"date": today(), "machine": machine(), "images": len(index), "index": index.kind, "results": {}}
-    for value in args.values:
-        for _, segment in index.segments:  # type: ignore[attr-defined]
-            segment.settings = dataclasses.replace(segment.settings, rerank=value)
-        latencies, found = [], []
-        for query in queries:
-            for _ in range(3):
-                started = time.perf_counter()
-                _, ids = index.search(query[None, :], INITIAL_K)
-                latencies.append((time.perf_counter() - started) * 1000)
-            found.append(ids[0])
-        report["results"][value] = {
-            "p50_ms": round(float(np.percentile(latencies, 50)), 2), "p99_ms": round(float(np.percentile(latencies, 99)), 2),
-            "recall@10_vs_exact": recall_at(found, truth),
-        }
-        print(json.dumps({value: report["results"][value]}), flush=True)
+    sets = query_sets(workspace, np.random.default_rng(5))
+    live = np.sort(index.live_ids())
+    truth = {label: exact_top(workspace.catalog.vectors, live, queries, 10) for label, queries in sets.items()}
+    pairs = [(nprobe, rerank) for nprobe in args.nprobe for rerank in args.rerank]
+    latencies: dict[tuple[str, int, int], list[float]] = {}
+    found: dict[tuple[str, int, int], list[np.ndarray]] = {}
+    for _ in range(args.rounds):
+        for nprobe, rerank in pairs:
+            for _, segment in index.segments:  # type: ignore[attr-defined]
+                segment.settings = dataclasses.replace(segment.settings, nprobe=nprobe, rerank=rerank)
+            for label, queries in sets.items():
+                key = (label, nprobe, rerank)
+                results = []
+                for query in queries:
+                    started = time.perf_counter()
+                    _, ids = index.search(query[None, :], INITIAL_K)
+                    latencies.setdefault(key, []).append((time.perf_counter() - started) * 1000)
+                    results.append(ids[0])
+                found[key] = results
+    report: dict = {"date": today(), "machine": machine(), "images": len(index), "index": index.kind, "k": INITIAL_K, "knn": []}
+    for (label, nprobe, rerank), values in latencies.items():
+        row = {"queries": label, "nprobe": nprobe, "rerank": rerank, "p50_ms": round(float(np.percentile(values, 50)), 3),
+               "p99_ms": round(float(np.percentile(values, 99)), 3), "recall@10_vs_exact": recall_at(found[(label, nprobe, rerank)], truth[label])}
+        report["knn"].append(row)
+        print(json.dumps(row), flush=True)
+
+    # One search end to end with the configured settings (decode, embed, kNN, rank, sort, store, page).
+    engine = SearchEngine(workspace)
+    rates = engine.rates()
+    samples: dict[str, list[float]] = {"search": [], "embed": [], "rank": []}
+    queries = [parse_params({"image_base64": base64.b64encode(path.read_bytes()).decode()}, rates, "USD", 10_000_000)
+               for path, _ in dataset_split("clothing-small", "test")[:20]]
+    for params in queries:
+        engine.search(params)
+    for _ in range(5):
+        for params in queries:
+            started = time.perf_counter()
+            page = engine.search(params)
+            samples["search"].append((time.perf_counter() - started) * 1000)
+            samples["embed"].append(page.timings["embed_ms"])
+            samples["rank"].append(page.timings["rank_ms"])
+    report["search_end_to_end"] = {
+        "settings": {"nprobe": workspace.settings.ivf_nprobe, "rerank": workspace.settings.index_rerank},
+        **{name: {"p50_ms": round(float(np.percentile(values, 50)), 2), "p99_ms": round(float(np.percentile(values, 99)), 2)}
+           for name, values in samples.items()},
+    }
+    print(json.dumps(report["search_end_to_end"]), flush=True)
+    engine.close()
+    workspace.close()
     (RESULTS / f"rerank-{today()}.json").write_text(json.dumps(report, indent=2))
 
 

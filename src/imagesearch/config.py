@@ -67,9 +67,9 @@ class Settings:
     #: Dimensions the index keeps, by a reduction learned from the catalog (0: the embedder's own).
     index_dim: int = 256
     #: ivf: k-means cells searched per query (more: better recall, slower).
-    ivf_nprobe: int = 48
+    ivf_nprobe: int = 32
     #: Candidates a compact segment re-ranks on full-precision vectors (more: better recall, slower).
-    index_rerank: int = 1000
+    index_rerank: int = 800
     #: Compaction folds delta segments into a new base once there are more than compact_max_deltas
     #: of them, or once deltas and tombstones hold more than compact_delta_ratio of the base.
     compact_max_deltas: int = 16

@@ -20,6 +20,7 @@ storage of an ``hnsw``).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -53,9 +54,9 @@ class FaissSettings:
     ann_threshold: int = 20_000
     #: Dimensions kept by the learned reduction (0: keep the embedder's).
     dim: int = 256
-    nprobe: int = 48
+    nprobe: int = 32
     #: Candidates a compact segment re-ranks on its full-precision vectors (at least the k asked for).
-    rerank: int = 1000
+    rerank: int = 800
     hnsw_m: int = 32
     ef_construction: int = 100
     ef_search: int = 128
@@ -152,7 +153,6 @@ class FaissIndex:
         self._ids: np.ndarray | None = None
         #: (ascending ids, their float16 full-precision vectors, memory-mapped) of a compact segment, else None.
         self.exact: tuple[np.ndarray, np.ndarray] | None = None
-        self._decoder: faiss.ScalarQuantizer | None = None
 
     @property
     def kind(self) -> str:
@@ -202,14 +202,13 @@ class FaissIndex:
             return self._search(queries, k, exclude, excluded, only)
         _, candidates = self._search(queries, max(k, self.settings.rerank), exclude, excluded, only)
         exact_ids, vectors = self.exact
-        decoder = self._decoder
-        scores = np.full(candidates.shape, -np.inf, np.float32)
+        scores = np.full((len(candidates), k), -np.inf, np.float32)
+        found_ids = np.full((len(candidates), k), -1, np.int64)
         for row, (query, found) in enumerate(zip(full, candidates, strict=True)):
-            valid = found >= 0
-            rows = vectors[np.searchsorted(exact_ids, found[valid])]
-            scores[row, valid] = decoder.decode(np.ascontiguousarray(rows).view(np.uint8)) @ query
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(candidates, order, axis=1)
+            found = found[found >= 0]
+            best, at = _rescore(vectors, np.searchsorted(exact_ids, found), query, k)
+            scores[row, : len(best)], found_ids[row, : len(best)] = best, found[at]
+        return scores, found_ids
 
     def _search(
         self, queries: np.ndarray, k: int, exclude: faiss.IDSelector | None, excluded: np.ndarray, only: IdSet | None
@@ -286,8 +285,43 @@ class FaissIndex:
             ids = np.load(directory / EXACT_IDS_FILE)
             vectors = np.memmap(directory / EXACT_FILE, dtype=np.float16, mode="r", shape=(len(ids), int(state["full_dim"])))
             segment.exact = (ids, vectors)
-            segment._decoder = faiss.ScalarQuantizer(vectors.shape[1], faiss.ScalarQuantizer.QT_fp16)  # SIMD float16 decoding
         return segment
+
+
+class _Scratch(threading.local):
+    """Each search thread's float16 flat index, whose code buffer re-ranking gathers candidate rows into.
+
+    Scoring there runs FAISS's SIMD float16 inner products; decoding the rows to
+    float32 first, then a matrix product, took four times as long (3 ms for
+    1,000 rows of 1280 dims at a million, bench/scale.py).
+    """
+
+    index: faiss.IndexScalarQuantizer | None = None
+    rows: np.ndarray | None = None
+
+    def buffer(self, count: int, dim: int) -> tuple[faiss.IndexScalarQuantizer, np.ndarray]:
+        if self.rows is None or self.rows.shape[1] != dim or len(self.rows) < count:
+            capacity = max(count, 2048)
+            index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+            index.codes.resize(capacity * dim * 2)
+            self.index = index
+            self.rows = faiss.rev_swig_ptr(index.codes.data(), capacity * dim * 2).view(np.float16).reshape(capacity, dim)
+        assert self.index is not None
+        return self.index, self.rows
+
+
+_scratch = _Scratch()
+
+
+def _rescore(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of ``vectors[rows]`` by inner product with ``query``: (scores, indexes into ``rows``)."""
+    if not len(rows):
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    index, buffer = _scratch.buffer(len(rows), vectors.shape[1])
+    np.take(vectors, rows, axis=0, out=buffer[: len(rows)])
+    index.ntotal = len(rows)
+    scores, at = index.search(query.reshape(1, -1), min(k, len(rows)))
+    return scores[0], at[0]
 
 
 def _selector(only: IdSet) -> faiss.IDSelector:
