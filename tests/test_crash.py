@@ -7,7 +7,6 @@ and SIGKILL from outside at moments spread over a whole import.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import write_catalog
+from conftest import backend_settings, settings_environment, write_catalog
 
 from imagesearch.index import faiss_index
 from imagesearch.ingest.compact import compact
@@ -61,10 +60,7 @@ def two_states(tmp_path: Path, make_settings: Callable[..., Any]) -> tuple[Works
 
 
 def _environment(workspace: Workspace) -> dict[str, str]:
-    env = dict(os.environ)
-    env["IMAGESEARCH_DATA_DIR"] = str(workspace.data_dir)
-    env["IMAGESEARCH_MODEL_CACHE_DIR"] = workspace.settings.model_cache_dir
-    return env
+    return settings_environment(workspace.settings)
 
 
 #: What both kill scripts start with: ``wrap(owner, name)`` makes a call SIGKILL the process before or after it runs.
@@ -108,7 +104,7 @@ PRELUDE = textwrap.dedent(
 KILLER = PRELUDE + textwrap.dedent(
     """
     from pathlib import Path
-    from imagesearch.catalog import sqlite as catalog_store
+    from imagesearch.catalog import sql as catalog_store
     from imagesearch.index import faiss_store as index_store
     from imagesearch.config import load_settings
     from imagesearch.ingest.importer import import_file
@@ -119,7 +115,7 @@ KILLER = PRELUDE + textwrap.dedent(
     if point == "before_publish":
         wrap(index_store.FaissStore, "publish_delta", before=True)
     elif point == "before_commit":
-        wrap(catalog_store.SqliteCatalogWriter, "set_meta", when=lambda self, key, value: key == "last_write_at")
+        wrap(catalog_store.SqlCatalogWriter, "set_meta", when=lambda self, key, value: key == "last_write_at")
     else:
         assert kill_while_publishing(point), point
     import_file(Workspace(load_settings()), catalog_file, replace=True)
@@ -154,7 +150,7 @@ def test_sigkill_at_each_commit_step(two_states: Any, point: str, committed: boo
 
 COMPACTION_KILLER = PRELUDE + textwrap.dedent(
     """
-    from imagesearch.catalog import sqlite as catalog_store
+    from imagesearch.catalog import sql as catalog_store
     from imagesearch.index import faiss_index, faiss_store
     from imagesearch.config import load_settings
     from imagesearch.ingest import compact as compaction
@@ -167,7 +163,7 @@ COMPACTION_KILLER = PRELUDE + textwrap.dedent(
     if point == "while_building":
         wrap(faiss_index.SegmentBuilder, "add")
     elif point == "before_commit":
-        wrap(catalog_store.SqliteCatalogWriter, "set_meta", when=lambda self, key, value: key == GENERATION_KEY)
+        wrap(catalog_store.SqlCatalogWriter, "set_meta", when=lambda self, key, value: key == GENERATION_KEY)
     else:
         assert kill_while_publishing(point), point
     compaction.compact(Workspace(load_settings()))
@@ -276,3 +272,50 @@ def test_a_generation_swept_while_it_is_opened_is_reported_as_replaced(with_delt
     (workspace.data_dir / "index" / f"state-{state.generation:08d}.json").unlink()
     with pytest.raises(CatalogError, match="missing"):
         workspace.open_index(state.generation)
+
+
+SERVER_KILLER = PRELUDE + textwrap.dedent(
+    """
+    from pathlib import Path
+    from imagesearch.config import load_settings
+    from imagesearch.index import milvus_store, pgvector_store
+    from imagesearch.ingest.importer import import_file
+    from imagesearch.workspace import Workspace
+
+    point, catalog_file, store = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    owner = {"pgvector": pgvector_store.PgVectorStore, "milvus": milvus_store.MilvusStore}[store]
+    if point == "before_vectors":
+        wrap(owner, "publish_delta", before=True)
+    elif point == "after_vectors":  # the vectors are committed in their system; the catalog's transaction is not
+        wrap(owner, "publish_delta")
+    else:
+        wrap(owner, "sweep", before=True)
+    import_file(Workspace(load_settings()), catalog_file, replace=True)
+    """
+)
+
+
+@pytest.mark.parametrize("store", ["pgvector", "milvus"])
+@pytest.mark.parametrize(("point", "committed"), [("before_vectors", False), ("after_vectors", False), ("after_commit", True)])
+def test_sigkill_between_the_catalog_and_a_vector_server(
+    tmp_path: Path, make_settings: Callable[..., Any], request: pytest.FixtureRequest, store: str, point: str, committed: bool
+) -> None:
+    """PostgreSQL catalog, vectors in pgvector or Milvus (two commits): killed between them, searches see state A
+    exactly, and the next import repairs and reaches B."""
+    workspace = Workspace(backend_settings(f"postgresql+{store}", tmp_path / "data", make_settings, request))
+    import_file(workspace, write_catalog(tmp_path / "a", 6))
+    state_a = product_ids(workspace)
+    second = write_catalog(tmp_path / "b", 12, seed_offset=500)
+    rows = [json.loads(line) for line in second.read_text().splitlines()][3:]  # p000-p002 deleted, p003-p005 updated
+    second.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    state_b = {row["product_id"] for row in rows}
+    workspace.close()
+    process = subprocess.run([sys.executable, "-c", SERVER_KILLER, point, str(second), store], env=_environment(workspace), capture_output=True)
+    assert process.returncode == -signal.SIGKILL, process.stderr.decode()[-2000:]
+    after = Workspace(workspace.settings)
+    assert product_ids(after) == (state_b if committed else state_a)
+    assert_consistent(after)
+    import_file(after, second, replace=True)
+    assert product_ids(after) == state_b
+    assert_consistent(after)
+    after.close()

@@ -32,8 +32,9 @@ def snapshot(workspace: Workspace) -> tuple[dict[str, int], int, int]:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, make_settings: Callable[..., Any]) -> Iterator[Workspace]:
-    space = Workspace(make_settings(tmp_path / "data"))
+def workspace(tmp_path: Path, make_settings: Callable[..., Any], catalog_url: str) -> Iterator[Workspace]:
+    """A workspace on each catalog backend: every import test runs on SQLite and on PostgreSQL."""
+    space = Workspace(make_settings(tmp_path / "data", catalog_url=catalog_url))
     yield space
     space.close()
 
@@ -139,7 +140,7 @@ def test_csv_import(tmp_path: Path, workspace: Workspace) -> None:
 
 def test_reindex_rebuilds_and_can_change_structure(tmp_path: Path, workspace: Workspace, make_settings: Callable[..., Any]) -> None:
     import_file(workspace, write_catalog(tmp_path, 5))
-    report = reindex(Workspace(make_settings(tmp_path / "data", index_kind="hnsw")))
+    report = reindex(Workspace(workspace.settings.with_overrides(index_kind="hnsw")))
     assert report.vectors == 6 and report.index_kind.startswith("hnsw") and report.generation == 2
     re_embedded = reindex(workspace, re_embed=True)
     assert re_embedded.re_embedded == 6 and re_embedded.from_thumbnail == 0
@@ -147,7 +148,7 @@ def test_reindex_rebuilds_and_can_change_structure(tmp_path: Path, workspace: Wo
 
 def test_a_different_embedder_is_refused_with_advice(tmp_path: Path, workspace: Workspace, make_settings: Callable[..., Any]) -> None:
     import_file(workspace, write_catalog(tmp_path, 2))
-    other = Workspace(make_settings(tmp_path / "data", precision="fp32"))
+    other = Workspace(workspace.settings.with_overrides(precision="fp32"))
     with pytest.raises(CatalogError, match="reindex --re-embed"):
         import_file(other, write_catalog(tmp_path, 2))
     report = reindex(other, re_embed=True)
@@ -290,6 +291,7 @@ def test_a_new_data_directory_is_private(tmp_path: Path, make_settings: Callable
     workspace.close()
 
 
+@pytest.mark.parametrize("catalog_url", [""])  # an earlier SQLite file
 def test_embeddings_are_kept_in_float16_and_rows_of_the_earlier_float32_format_still_read(tmp_path: Path, workspace: Workspace) -> None:
     """The catalog stores half-precision embeddings; a catalog written before (float32, no format column) migrates."""
     import sqlite3

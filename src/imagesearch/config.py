@@ -58,9 +58,19 @@ class Settings:
     precision: str = "int8"
     #: Where exported ONNX models are cached (default: <data_dir>/models); may be shared.
     model_cache_dir: str = ""
-    #: Where the catalog and the vectors live, by backend name (the embedded defaults: sqlite, faiss).
-    catalog_store: str = "sqlite"
+    #: The catalog's database: empty for SQLite in the data directory (the default), or a PostgreSQL URL
+    #: ("postgresql+psycopg://user:password@host:5432/db") for several servers sharing one catalog.
+    catalog_url: str = ""
+    #: Where the vectors live, by backend name: faiss (the embedded default, in the data directory),
+    #: pgvector (a table in PostgreSQL: index_url, by default the catalog's database) or milvus
+    #: (index_url = "http://host:19530", index_token = "user:password" or an API key).
     vector_store: str = "faiss"
+    index_url: str = ""
+    index_token: str = ""
+    #: Milvus: the collection, and its index type (HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8, DISKANN...; HNSW uses hnsw_m,
+    #: ef_construction and ef_search).
+    milvus_collection: str = "imagesearch_vectors"
+    milvus_index: str = "HNSW"
     #: Index structure: auto (flat below ann_threshold vectors, else ivf) | flat | ivf | hnsw.
     index_kind: str = "auto"
     ann_threshold: int = 20_000

@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy.engine import Engine
+
 from .catalog.base import Catalog
 from .config import Settings
 from .index.base import IndexState, VectorIndex, VectorStore
@@ -48,6 +50,10 @@ class Parts(Protocol):
 
     def check_embedder(self, recorded: str | None) -> None:
         """Refuse to mix vectors of two embedders in one catalog."""
+        ...
+
+    def cursor_database(self) -> Engine:
+        """Where paging cursors are kept: a database every worker that may serve the next page can read."""
         ...
 
     def write_lock(self, wait: float = 0.0) -> AbstractContextManager[None]:

@@ -14,13 +14,17 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
 from .catalog.backends import open_catalog
 from .catalog.meta import GENERATION_KEY
 from .config import Settings
 from .errors import CatalogError, ReadOnlyError
 from .index.backends import open_vector_store
 from .index.base import IndexState, VectorIndex
+from .pg import postgres_engine
 from .pricing.rates import RatesTable, load_rates
+from .search.results import results_file
 from .vision.decode import DecodeLimits
 from .vision.embedder import Embedder
 from .vision.embedders import open_embedder
@@ -62,6 +66,16 @@ class Workspace:
 
     def close(self) -> None:
         self.catalog.close()
+
+    @cached_property
+    def _cursors(self) -> Engine:
+        if self.settings.catalog_url:  # workers on several machines: the page-2 request may reach any of them
+            return postgres_engine(self.settings.catalog_url, "catalog_url")
+        return results_file(self.data_dir)
+
+    def cursor_database(self) -> Engine:
+        """Paging cursors: beside a PostgreSQL catalog (every machine's workers), else one file in the data directory."""
+        return self._cursors
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -116,7 +130,8 @@ class Workspace:
                     if time.monotonic() >= deadline:
                         raise CatalogError(f"another import or reindex is writing to {self.data_dir}; try again when it ends") from None
                     time.sleep(0.05)
-            yield
+            with self.catalog.exclusive(max(0.0, deadline - time.monotonic())):  # writers on other machines (PostgreSQL)
+                yield
         finally:
             os.close(descriptor)
 

@@ -1,13 +1,17 @@
 """The catalog's tables (SQLAlchemy Core).
 
-Prices are stored as decimal *text* (SQLite has no exact decimal type and
-SQLAlchemy's Numeric would pass through float).  Image pixels are stored once
+Prices are exact decimals: PostgreSQL's NUMERIC, decimal *text* in SQLite
+(which has no exact decimal type; SQLAlchemy's Numeric would pass through
+float there): :class:`ExactDecimal`.  Image pixels are stored once
 per distinct content in ``image_blobs`` (keyed by SHA-256): a thumbnail for
 pages and the embedding, so identical photos listed by several shops are
 embedded once, and a re-import re-embeds only bytes it has not seen.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -18,10 +22,33 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal stored exactly: NUMERIC where the database has it, its text in SQLite."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(Numeric(asdecimal=True) if dialect.name == "postgresql" else String(40))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return Decimal(value) if dialect.name == "postgresql" else str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
 
 metadata = MetaData()
 
@@ -33,11 +60,11 @@ products = Table(
     Column("shop_id", Integer, nullable=False),
     Column("first_category_id", String(64)),
     Column("second_category_id", String(64)),
-    Column("sale_price", String(40), nullable=False),
-    Column("original_price", String(40)),
+    Column("sale_price", ExactDecimal(), nullable=False),
+    Column("original_price", ExactDecimal()),
     Column("currency", String(3), nullable=False),
     Column("volume", Integer, nullable=False, default=0),
-    Column("evaluate_rate", String(8)),
+    Column("evaluate_rate", ExactDecimal()),
     Column("ship_from", String(2)),
     Column("ships_everywhere", Boolean, nullable=False),
     Column("detail_url", Text, nullable=False, default=""),

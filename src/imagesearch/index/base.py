@@ -13,6 +13,8 @@ index always agree; files or rows of a generation never recorded are swept.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -83,6 +85,13 @@ class IndexState:
     def delta_vectors(self) -> int:
         """Vectors outside the base segment."""
         return sum(self.segment_sizes[1:])
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> IndexState:
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(text).items()})
 
 
 class PreparedBase(Protocol):

@@ -38,6 +38,7 @@ from .faiss_index import (
     FaissSettings,
     SegmentBuilder,
 )
+from .live import embedder_mismatch
 from .projection import SAMPLE, Projection
 from .segments import SegmentedIndex, describe
 
@@ -154,12 +155,7 @@ class FaissStore:
                 f"index generation {generation} is missing from {self.root}; rebuild it from the catalog with `imagesearch reindex`"
             )
         if (state.embedder_name, state.embedder_version) != (name, version):
-            raise CatalogError(
-                f"the index was built with embedder {state.embedder_name} ({state.embedder_version}) "
-                f"but the configured embedder is {name} ({version}); "
-                "either configure the original embedder again, or re-embed the catalog with "
-                "`imagesearch reindex --re-embed`"
-            )
+            raise CatalogError(embedder_mismatch(state, name, version))
         known = dict(reuse.segments) if isinstance(reuse, SegmentedIndex) else {}
         projections = reuse.projections if isinstance(reuse, SegmentedIndex) else {}
         try:

@@ -130,7 +130,7 @@ class SearchEngine:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         self.settings = parts.settings
-        self.results = ResultStore(parts.data_dir, self.settings.result_ttl_seconds, read_only=self.settings.read_only)
+        self.results = ResultStore(parts.cursor_database(), self.settings.result_ttl_seconds, read_only=self.settings.read_only)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._rates: tuple[float, RatesTable] | None = None

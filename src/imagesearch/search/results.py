@@ -2,9 +2,11 @@
 
 A search ranks its whole result list once and stores it; every later page is
 cut from that stored list, so products never shift between pages even if the
-catalog changes meanwhile.  The store is a small SQLite file in the data
-directory, so every server worker can serve any page; entries expire after a
-TTL (at least 10 minutes).
+catalog changes meanwhile.  The store is a table any server worker can read,
+so any worker serves any page: a small SQLite file in the data directory for
+the workers of one machine, or the catalog's PostgreSQL database for workers
+on many (the composition root chooses).  Entries expire after a TTL (at least
+10 minutes).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.engine import Engine
 
 RESULTS_FILE = "results.sqlite"
 #: Expired sets are deleted at most this often (not on every search).
@@ -77,21 +80,27 @@ class ResultSet:
 OPTION_FIELDS = tuple(field.name for field in fields(ResultSet) if field.name != "items")
 
 
-class ResultStore:
-    """Stores result sets by id with a time-to-live."""
+def results_file(data_dir: Path) -> Engine:
+    """The SQLite file of one machine's cursors (WAL: workers read while one writes)."""
+    engine = create_engine(f"sqlite:///{data_dir / RESULTS_FILE}", connect_args={"timeout": 30, "check_same_thread": False})
 
-    def __init__(self, data_dir: Path, ttl_seconds: int, read_only: bool = False) -> None:
+    @event.listens_for(engine, "connect")
+    def _wal(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    return engine
+
+
+class ResultStore:
+    """Stores result sets by id with a time-to-live, in the database of ``engine``."""
+
+    def __init__(self, engine: Engine, ttl_seconds: int, read_only: bool = False) -> None:
         self.ttl = ttl_seconds
         self._purged_at = 0.0
-        #: Cursors cannot be stored in a data directory opened read-only: searches answer their first page.
+        #: Cursors cannot be stored by a service opened read-only: searches answer their first page.
         self.read_only = read_only
-        self.engine = create_engine(f"sqlite:///{data_dir / RESULTS_FILE}", connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(self.engine, "connect")
-        def _wal(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
-            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
+        self.engine = engine
         if not read_only:
             _metadata.create_all(self.engine)
 

@@ -1,0 +1,268 @@
+"""Vectors in PostgreSQL with pgvector: one table, an HNSW index, for users who want one database server.
+
+Chosen by ``vector_store = "pgvector"``; the database is ``index_url``, by
+default the catalog's own (``catalog_url``).  Rows are updated in place (an
+added image is one row, a removed one is marked), so there is no segment and
+nothing to compact: PostgreSQL keeps its HNSW graph up to date and VACUUM
+reclaims removed rows.
+
+**Two systems, one truth.**  The vectors are written in their own transaction,
+before the catalog records the generation that contains them.  Each row
+carries the generation that added it (``added_in``) and the one that removed
+it (``removed_in``), and a search at generation G sees exactly the rows added
+at or before G and not removed by then.  A write killed between the two
+commits therefore leaves rows of a generation the catalog never recorded:
+invisible to every search, and undone by the next write (which starts by
+undoing whatever is newer than the generation it builds on, then sweeps).  Nothing is lost either: the catalog
+keeps every full-precision embedding, so ``imagesearch reindex`` rebuilds the
+table from it.
+
+Vectors are stored at full dimension in half precision (``halfvec``; HNSW
+indexes it up to 4,000 dimensions) and scored by inner product, so scores
+are the same cosines as the embedded index's re-ranked ones (to float16
+rounding).  A filter (:class:`~.base.IdSet`) is passed as an id array: when
+it keeps few rows PostgreSQL scans them exactly; a broad one is walked with
+pgvector's iterative index scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, text
+
+from .base import IdSet, IndexState, VectorReader, batches
+from .live import LiveIndex, checked_state
+
+TABLE = "image_vectors"
+STATES = "vector_generations"
+#: Rows read from the catalog and written per batch.
+BATCH = 2_000
+#: pgvector's largest ``hnsw.ef_search``; the engine asks for k up to a few hundred.
+MAX_EF_SEARCH = 1_000
+#: Earlier generation states kept after a write (a search that read the generation just before may still open it).
+KEPT_STATES = 8
+#: Below this share of the rows, a filter's ids are scanned exactly (the HNSW walk would refuse most nodes).
+EXACT_BELOW = 0.05
+
+
+@dataclass(frozen=True)
+class PgVectorSettings:
+    hnsw_m: int = 16
+    ef_construction: int = 64
+    ef_search: int = 128
+
+
+def _vector_text(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{value:.6g}" for value in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+@dataclass(frozen=True)
+class PreparedTable:
+    """A base built into a table of its own (``reindex``), swapped in by :meth:`PgVectorStore.publish_base`."""
+
+    table: str
+    count: int
+    dim: int
+
+
+class PgVectorIndex(LiveIndex):
+    """The rows visible at one generation (the table itself is shared and live)."""
+
+    def __init__(self, engine: Engine, generation: int, dim: int, count: int, settings: PgVectorSettings) -> None:
+        super().__init__(f"pgvector-hnsw{settings.hnsw_m}", generation, dim, count)
+        self.engine = engine
+        self.settings = settings
+
+    def _visible(self) -> str:
+        return f"added_in <= {int(self.generation)} AND (removed_in IS NULL OR removed_in > {int(self.generation)})"
+
+    def search(self, queries: np.ndarray, k: int, only: IdSet | None = None) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.atleast_2d(queries)
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        ids = np.full((len(queries), k), -1, np.int64)
+        if not self.count or self.generation == 0:
+            return scores, ids
+        condition, parameters = self._visible(), {}
+        exact = False
+        if only is not None:
+            kept = np.flatnonzero(only.mask)
+            condition += " AND id = ANY(:only)"
+            parameters["only"] = kept.tolist()
+            exact = len(kept) < EXACT_BELOW * self.count
+        with self.engine.connect() as connection, connection.begin():
+            connection.execute(text(f"SET LOCAL hnsw.ef_search = {min(MAX_EF_SEARCH, max(self.settings.ef_search, k))}"))
+            connection.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
+            if exact:  # a few kept rows: read them all rather than walk a graph that refuses most of it
+                connection.execute(text("SET LOCAL enable_indexscan = off"))
+            for row, query in enumerate(queries):
+                found = connection.execute(
+                    text(f"SELECT id, -(embedding <#> CAST(:query AS halfvec)) AS score FROM {TABLE} WHERE {condition} "
+                         "ORDER BY embedding <#> CAST(:query AS halfvec) LIMIT :k"),
+                    {"query": _vector_text(query), "k": k, **parameters},
+                ).all()
+                if found:
+                    ids[row, : len(found)] = [item[0] for item in found]
+                    scores[row, : len(found)] = [item[1] for item in found]
+        return scores, ids
+
+    def live_ids(self) -> np.ndarray:
+        with self.engine.connect() as connection:
+            return np.fromiter(connection.scalars(text(f"SELECT id FROM {TABLE} WHERE {self._visible()} ORDER BY id")), np.int64)
+
+
+class PgVectorStore:
+    """Generations of one ``image_vectors`` table (see the module's docstring for how they stay in step)."""
+
+    def __init__(self, engine: Engine, settings: PgVectorSettings = PgVectorSettings()) -> None:
+        self.engine = engine
+        self.settings = settings
+        with self._transaction() as connection:
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            connection.execute(text(f"CREATE TABLE IF NOT EXISTS {STATES} (generation integer PRIMARY KEY, state text NOT NULL)"))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A write transaction; writers of the vectors queue on their own advisory lock."""
+        with self.engine.connect() as connection, connection.begin():
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('imagesearch vectors'))"))
+            yield connection
+
+    def _create(self, connection: Connection, table: str, dim: int) -> None:
+        connection.execute(text(
+            f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, embedding halfvec({int(dim)}) NOT NULL, "
+            "added_in integer NOT NULL, removed_in integer)"
+        ))
+        connection.execute(text(
+            f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding halfvec_ip_ops) "
+            f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.ef_construction)})"
+        ))
+
+    def state(self, generation: int) -> IndexState | None:
+        with self.engine.connect() as connection:
+            raw = connection.scalar(text(f"SELECT state FROM {STATES} WHERE generation = :generation"), {"generation": generation})
+        if raw is None:
+            return None
+        return IndexState.from_json(raw)
+
+    def open(self, generation: int, embedder: tuple[str, str, int], reuse: Any = None) -> PgVectorIndex:
+        dim = embedder[2]
+        if generation == 0:
+            return PgVectorIndex(self.engine, 0, dim, 0, self.settings)
+        state = checked_state(self.state, generation, embedder, "the pgvector table")
+        return PgVectorIndex(self.engine, generation, state.dim, state.count, self.settings)
+
+    def _record(self, connection: Connection, state: IndexState) -> IndexState:
+        connection.execute(
+            text(f"INSERT INTO {STATES} (generation, state) VALUES (:generation, :state) "
+                 "ON CONFLICT (generation) DO UPDATE SET state = EXCLUDED.state"),
+            {"generation": state.generation, "state": state.to_json()},
+        )
+        return state
+
+    def _count(self, connection: Connection, table: str, generation: int) -> int:
+        return int(connection.scalar(text(
+            f"SELECT count(*) FROM {table} WHERE added_in <= :g AND (removed_in IS NULL OR removed_in > :g)"
+        ), {"g": generation}) or 0)
+
+    def _undo_after(self, connection: Connection, generation: int) -> None:
+        """Forget what generations after ``generation`` wrote: rows they added, marks of rows they removed."""
+        connection.execute(text(f"DELETE FROM {TABLE} WHERE added_in > :g"), {"g": generation})
+        connection.execute(text(f"UPDATE {TABLE} SET removed_in = NULL WHERE removed_in > :g"), {"g": generation})
+
+    def publish_delta(
+        self,
+        previous: IndexState | None,
+        generation: int,
+        embedder: tuple[str, str, int],
+        added_ids: np.ndarray,
+        read: VectorReader,
+        removed_ids: np.ndarray,
+    ) -> IndexState:
+        """Add rows (``added_in`` = ``generation``) and mark removed ones, in one transaction of this database."""
+        name, version, dim = embedder
+        with self._transaction() as connection:
+            self._create(connection, TABLE, dim)
+            self._undo_after(connection, generation - 1)  # a write that died before the catalog recorded it
+            for chunk in batches(np.asarray(added_ids, dtype=np.int64), BATCH):
+                found, vectors = read(chunk)
+                if len(found):
+                    connection.execute(
+                        text(f"INSERT INTO {TABLE} (id, embedding, added_in) VALUES (:id, CAST(:embedding AS halfvec), :generation) "
+                             "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, added_in = EXCLUDED.added_in, removed_in = NULL"),
+                        [{"id": int(i), "embedding": _vector_text(v), "generation": generation} for i, v in zip(found, vectors)],
+                    )
+            removed = np.asarray(removed_ids, dtype=np.int64)
+            if len(removed):
+                connection.execute(
+                    text(f"UPDATE {TABLE} SET removed_in = :generation WHERE id = ANY(:ids) AND removed_in IS NULL"),
+                    {"generation": generation, "ids": removed.tolist()},
+                )
+            count = self._count(connection, TABLE, generation)
+            state = IndexState(generation, name, version, dim, (TABLE,), (count,),
+                               compacted_at=previous.compacted_at if previous else None)
+            return self._record(connection, state)
+
+    def build_base(self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None) -> PreparedTable:
+        """Every vector of ``ids`` copied into a new table (visible at every generation), indexed after the copy."""
+        _, _, dim = embedder
+        staging = f"{TABLE}_next"
+        with self._transaction() as connection:
+            connection.execute(text(f"DROP TABLE IF EXISTS {staging}"))
+            connection.execute(text(
+                f"CREATE TABLE {staging} (id bigint PRIMARY KEY, embedding halfvec({int(dim)}) NOT NULL, added_in integer NOT NULL, removed_in integer)"
+            ))
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            count = 0
+            with cursor.copy(f"COPY {staging} (id, embedding, added_in) FROM STDIN") as copy:
+                for chunk in batches(np.asarray(ids, dtype=np.int64), BATCH):
+                    found, vectors = read(chunk)
+                    for image_id, vector in zip(found, vectors):
+                        copy.write_row((int(image_id), _vector_text(vector), 0))
+                    count += len(found)
+            connection.execute(text(
+                f"CREATE INDEX {staging}_hnsw ON {staging} USING hnsw (embedding halfvec_ip_ops) "
+                f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.ef_construction)})"
+            ))
+        return PreparedTable(staging, count, dim)
+
+    def discard(self, base: Any) -> None:
+        with self._transaction() as connection:
+            connection.execute(text(f"DROP TABLE IF EXISTS {base.table}"))
+
+    def publish_base(
+        self, generation: int, embedder: tuple[str, str, int], base: Any, later: IndexState | None = None, compacted: bool = False
+    ) -> IndexState:
+        """Swap the prepared table in (one transaction).  ``later`` never has changes to carry: a base is built only by
+        ``reindex``, under the write lock (compaction has nothing to fold here)."""
+        name, version, _ = embedder
+        with self._transaction() as connection:
+            connection.execute(text(f"DROP TABLE IF EXISTS {TABLE}"))
+            connection.execute(text(f"ALTER TABLE {base.table} RENAME TO {TABLE}"))
+            connection.execute(text(f"ALTER INDEX {base.table}_hnsw RENAME TO {TABLE}_hnsw"))
+            state = IndexState(generation, name, version, base.dim, (TABLE,), (base.count,))
+            return self._record(connection, state)
+
+    def sweep(self, keep: int) -> None:
+        """Undo what generations after ``keep`` wrote (never recorded by the catalog), and drop rows removed by ``keep``."""
+        with self._transaction() as connection:
+            if not connection.scalar(text("SELECT to_regclass(:table)"), {"table": TABLE}):
+                return
+            self._undo_after(connection, keep)
+            connection.execute(text(f"DELETE FROM {TABLE} WHERE removed_in <= :keep"), {"keep": keep})
+            # States past ``keep`` were never recorded; a few before it stay for searches still opening them.
+            connection.execute(text(f"DELETE FROM {STATES} WHERE generation > :keep OR generation < :keep - {KEPT_STATES}"), {"keep": keep})
+
+    def describe(self, state: IndexState | None) -> Mapping[str, Any]:
+        if state is None:
+            return {"kind": "empty", "vectors": 0, "segments": 0, "tombstones": 0, "bytes": 0}
+        with self.engine.connect() as connection:
+            size = connection.scalar(text("SELECT pg_total_relation_size(to_regclass(:table))"), {"table": TABLE}) or 0
+        return {
+            "kind": f"pgvector-hnsw{self.settings.hnsw_m}", "vectors": state.count, "segments": 1, "tombstones": 0,
+            "bytes": int(size), "created_at": state.created_at, "compacted_at": state.compacted_at,
+        }
