@@ -170,7 +170,9 @@ def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:
 
 
 def test_two_workers(tmp_path: Path, model_cache: Path) -> None:
-    """Two server processes both answer (told apart by /healthz's pid), and both see a catalog change."""
+    """Two server processes both answer (told apart by /healthz's pid), both see a catalog change, and /metrics
+    on either counts both's requests."""
+    searches = 0
     cli(tmp_path / "data", model_cache, "import", str(write_catalog(tmp_path, 6)))
     files = {"file": ("q.jpg", jpeg_bytes(product_image(3)), "image/jpeg")}
 
@@ -183,6 +185,8 @@ def test_two_workers(tmp_path: Path, model_cache: Path) -> None:
             with httpx.Client(timeout=30) as client:
                 pid = client.get(f"{base}/healthz").json()["pid"]
                 products = client.post(f"{base}/v1/search", files=files).json()["products"]
+                nonlocal searches
+                searches += 1
                 answers.setdefault(pid, []).append([product["product_id"] for product in products])
             if len(answers) == 2:
                 break
@@ -196,6 +200,11 @@ def test_two_workers(tmp_path: Path, model_cache: Path) -> None:
         after = by_worker(200)
         assert all("p003" not in ids for answers in after.values() for ids in answers)
         assert len(after) == 2
+        for _ in range(4):  # whichever worker answers
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+            counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                          if line.startswith('imagesearch_requests_total{api="/v1/search"'))
+            assert counted == searches
 
 
 def test_multi_worker_listener_keeps_tcp_nodelay() -> None:

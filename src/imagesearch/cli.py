@@ -254,9 +254,19 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     if workers == 1:
         uvicorn.Server(config).run()
         return
+    import shutil
+    import tempfile
+
     from uvicorn.supervisors import Multiprocess
 
-    Multiprocess(config, sockets=[_listening_socket(host, port)]).run()
+    # Each worker writes its metrics to files here and /metrics, on whichever worker, adds them all up
+    # (prometheus_client's multiprocess mode); set before the workers import the app.
+    metrics = tempfile.mkdtemp(prefix="imagesearch-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+    try:
+        Multiprocess(config, sockets=[_listening_socket(host, port)]).run()
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
 
 
 def _listening_socket(host: str, port: int) -> "socket.socket":

@@ -27,7 +27,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,7 +41,7 @@ from ..workspace import Workspace
 from .admission import RETRY_AFTER, Admission
 from .gateway import Gateway, sync_endpoint
 from .native import ErrorBody, NativeApi, build_native_router
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, SharedRateLimiter
 from .threads import base_url
 
 access_log = logging.getLogger("imagesearch.access")
@@ -183,7 +183,8 @@ def create_app(settings: Settings) -> FastAPI:
     workspace = Workspace(settings)
     engine = SearchEngine(workspace)
     access = AccessStore(workspace.catalog.engine, read_only=settings.read_only)
-    limiter = RateLimiter(share=1.0 / max(1, settings.workers))
+    # One budget per app: across this machine's workers, or across every machine's (a shared catalog database).
+    limiter = SharedRateLimiter(workspace.cursor_database()) if settings.catalog_url else RateLimiter(share=1.0 / max(1, settings.workers))
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(engine.warm_up)
@@ -268,7 +269,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """This machine's metrics: every worker's, added up when ``serve --workers`` runs several (each machine
+        is its own scrape target; Prometheus labels them by ``instance``)."""
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/thumbnails/{image_id}.jpg", summary="A catalog image's stored 256 px thumbnail", response_class=Response, responses={
         200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}, "description": "the JPEG"},

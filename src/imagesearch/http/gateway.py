@@ -35,7 +35,7 @@ from ..search.searchv2 import (
 from .admission import RETRY_AFTER, Admission
 from .forms import parse_form, read_body
 from .iop import error_body, response_key
-from .ratelimit import RateLimiter, ban_seconds
+from .ratelimit import RateLimiter, SharedRateLimiter, ban_seconds
 from .signing import SIGN_METHODS, verify
 from .threads import json_bytes, json_from_thread
 
@@ -77,7 +77,7 @@ def parse_param0(text: str) -> dict[str, Any]:
 class Gateway:
     """Authenticates a gateway call and runs its method; every step is a plain (blocking) function."""
 
-    def __init__(self, engine: SearchEngine, access: AccessStore, limiter: RateLimiter) -> None:
+    def __init__(self, engine: SearchEngine, access: AccessStore, limiter: RateLimiter | SharedRateLimiter) -> None:
         self.engine = engine
         self.access = access
         self.limiter = limiter

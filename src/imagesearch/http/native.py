@@ -44,7 +44,7 @@ from ..search.presentation import (
 from .admission import Admission
 from .background import BackgroundCompaction
 from .forms import parse_form, read_body
-from .ratelimit import RateLimiter, ban_seconds
+from .ratelimit import RateLimiter, SharedRateLimiter, ban_seconds
 from .threads import json_from_thread
 
 #: A live write waits this long for another one (or a compaction's swap) to finish before answering 409:
@@ -150,7 +150,7 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
 class NativeApi:
     """What each ``/v1`` route does, as plain blocking functions the handlers run in a thread."""
 
-    def __init__(self, engine: SearchEngine, access: AccessStore, limiter: RateLimiter) -> None:
+    def __init__(self, engine: SearchEngine, access: AccessStore, limiter: RateLimiter | SharedRateLimiter) -> None:
         self.engine = engine
         self.settings = engine.settings
         self.access = access
