@@ -34,7 +34,8 @@ from imagesearch.workspace import Workspace
 SEEDS = 512
 
 
-def query_sets(workspace: Workspace, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def query_sets(workspace: Workspace, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(the embeddings of the 512 real photos the synthetic catalog is drawn around, {name: 100 queries})."""
     real_photos = photos(SEEDS)
     seeds = workspace.embedder.embed([load_image(path, 256) for path in real_photos])
     synthetic = seeds[rng.integers(0, len(seeds), 100)] + rng.normal(0, 0.02, (100, seeds.shape[1])).astype(np.float32)
@@ -42,7 +43,7 @@ def query_sets(workspace: Workspace, rng: np.random.Generator) -> dict[str, np.n
     names = list(TRANSFORMS)
     originals = rng.choice(SEEDS, 100, replace=False)
     copies = [TRANSFORMS[names[i % len(names)]](load_image(real_photos[j], 512), np.random.default_rng(i)) for i, j in enumerate(originals)]
-    return {"clustered synthetic": synthetic, "real: copies of catalog photos": workspace.embedder.embed(copies)}
+    return seeds, {"clustered synthetic": synthetic, "real: copies of catalog photos": workspace.embedder.embed(copies)}
 
 
 def main() -> None:
@@ -54,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     workspace = Workspace(load_settings(args.data_dir).with_overrides(model_cache_dir=str(RESULTS / "models"), index_threads=1))
     index = workspace.open_index(workspace.generation())
-    sets = query_sets(workspace, np.random.default_rng(5))
+    _, sets = query_sets(workspace, np.random.default_rng(5))
     live = np.sort(index.live_ids())
     truth = {label: exact_top(workspace.catalog.vectors, live, queries, 10) for label, queries in sets.items()}
     pairs = [(nprobe, rerank) for nprobe in args.nprobe for rerank in args.rerank]

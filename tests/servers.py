@@ -40,8 +40,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def postgres_server(binaries: Path) -> Iterator[str]:
-    """A throw-away PostgreSQL on 127.0.0.1; yields the URL of its ``postgres`` database (user ``postgres``, trust)."""
+def postgres_server(binaries: Path, options: str = "") -> Iterator[str]:
+    """A throw-away PostgreSQL on 127.0.0.1; yields the URL of its ``postgres`` database (user ``postgres``, trust).
+
+    ``options``: more server settings (``-c name=value ...``)."""
     root = Path(tempfile.mkdtemp(prefix="imagesearch-pg-"))
     user = None
     if os.geteuid() == 0:
@@ -66,7 +68,7 @@ def postgres_server(binaries: Path) -> Iterator[str]:
     try:
         run(str(binaries / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "utf8", "--no-sync")
         # Durability settings off: a test server is thrown away, and fsyncs would dominate the tests' time.
-        options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off {options}"
         run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o", options, "start")
         try:
             yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"

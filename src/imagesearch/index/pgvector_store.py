@@ -58,7 +58,8 @@ class PgVectorSettings:
 
 
 def _vector_text(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{value:.6g}" for value in np.asarray(vector, dtype=np.float32)) + "]"
+    """pgvector's text form of a vector, for COPY (float16 keeps about 3 significant digits; 7 lose nothing)."""
+    return "[" + ",".join(f"{value:.7g}" for value in np.asarray(vector, dtype=np.float32)) + "]"
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,9 @@ class PgVectorIndex(LiveIndex):
                 connection.execute(text("SET LOCAL enable_indexscan = off"))
             for row, query in enumerate(queries):
                 found = connection.execute(
-                    text(f"SELECT id, -(embedding <#> CAST(:query AS halfvec)) AS score FROM {TABLE} WHERE {condition} "
-                         "ORDER BY embedding <#> CAST(:query AS halfvec) LIMIT :k"),
-                    {"query": _vector_text(query), "k": k, **parameters},
+                    text(f"SELECT id, -(embedding <#> CAST(CAST(:query AS real[]) AS halfvec)) AS score FROM {TABLE} WHERE {condition} "
+                         "ORDER BY embedding <#> CAST(CAST(:query AS real[]) AS halfvec) LIMIT :k"),
+                    {"query": query.tolist(), "k": k, **parameters},
                 ).all()
                 if found:
                     ids[row, : len(found)] = [item[0] for item in found]
@@ -137,6 +138,9 @@ class PgVectorStore:
             f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, embedding halfvec({int(dim)}) NOT NULL, "
             "added_in integer NOT NULL, removed_in integer)"
         ))
+
+    def _index(self, connection: Connection, table: str) -> None:
+        """The HNSW index, built once the first rows are in (a bulk build is much faster than one insert at a time)."""
         connection.execute(text(
             f"CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (embedding halfvec_ip_ops) "
             f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.ef_construction)})"
@@ -192,10 +196,11 @@ class PgVectorStore:
                 found, vectors = read(chunk)
                 if len(found):
                     connection.execute(
-                        text(f"INSERT INTO {TABLE} (id, embedding, added_in) VALUES (:id, CAST(:embedding AS halfvec), :generation) "
+                        text(f"INSERT INTO {TABLE} (id, embedding, added_in) VALUES (:id, CAST(CAST(:embedding AS real[]) AS halfvec), :generation) "
                              "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, added_in = EXCLUDED.added_in, removed_in = NULL"),
-                        [{"id": int(i), "embedding": _vector_text(v), "generation": generation} for i, v in zip(found, vectors)],
+                        [{"id": int(i), "embedding": v.tolist(), "generation": generation} for i, v in zip(found, vectors)],
                     )
+            self._index(connection, TABLE)
             removed = np.asarray(removed_ids, dtype=np.int64)
             if len(removed):
                 connection.execute(
@@ -213,9 +218,7 @@ class PgVectorStore:
         staging = f"{TABLE}_next"
         with self._transaction() as connection:
             connection.execute(text(f"DROP TABLE IF EXISTS {staging}"))
-            connection.execute(text(
-                f"CREATE TABLE {staging} (id bigint PRIMARY KEY, embedding halfvec({int(dim)}) NOT NULL, added_in integer NOT NULL, removed_in integer)"
-            ))
+            self._create(connection, staging, dim)
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
             count = 0
             with cursor.copy(f"COPY {staging} (id, embedding, added_in) FROM STDIN") as copy:
@@ -224,10 +227,7 @@ class PgVectorStore:
                     for image_id, vector in zip(found, vectors):
                         copy.write_row((int(image_id), _vector_text(vector), 0))
                     count += len(found)
-            connection.execute(text(
-                f"CREATE INDEX {staging}_hnsw ON {staging} USING hnsw (embedding halfvec_ip_ops) "
-                f"WITH (m = {int(self.settings.hnsw_m)}, ef_construction = {int(self.settings.ef_construction)})"
-            ))
+            self._index(connection, staging)
         return PreparedTable(staging, count, dim)
 
     def discard(self, base: Any) -> None:
