@@ -170,3 +170,44 @@ def test_page_two_is_served_by_another_worker_on_another_machine(
         two.close()
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize("pair", ["sqlite+faiss", "postgresql+pgvector"])
+def test_shards_embedded_apart_make_the_import_embed_nothing(
+    pair: str, tmp_path: Path, make_settings: Callable[..., Any], request: pytest.FixtureRequest, catalog_file: Path
+) -> None:
+    """Bulk embedding scaled out: each worker embeds one shard (searches see nothing yet), the import then only commits."""
+    from imagesearch.ingest.importer import embed_file
+
+    settings = backend_settings(pair, tmp_path / "machine-a", make_settings, request)
+    workers = [Workspace(settings), Workspace(settings.with_overrides(data_dir=tmp_path / "machine-b") if settings.catalog_url else settings)]
+    try:
+        reports = [embed_file(space, catalog_file, (number, 2)) for number, space in enumerate(workers)]
+        images = sum(len(json.loads(line)["images"]) for line in catalog_file.read_text().splitlines())
+        assert sum(report.images_embedded for report in reports) == images and all(report.images_embedded for report in reports)
+        assert workers[0].catalog.counts()["products"] == 0 and workers[0].generation() == 0
+        report = import_file(workers[0], catalog_file)
+        assert (report.images_embedded, report.images_reused, report.products_written) == (0, images, PRODUCTS)
+        assert search(workers[1], 5)[0][0] == "p005"
+    finally:
+        for space in workers:
+            space.close()
+
+
+def test_a_shipping_or_category_change_alone_moves_a_product_in_and_out_of_filters(workspace: Workspace, catalog_file: Path) -> None:
+    """No image changes: the FAISS index is not touched (its filters are read from SQL); a store that keeps
+    labels (pgvector, Milvus) relabels the product's images, and its filtered searches follow."""
+    rows = [json.loads(line) for line in catalog_file.read_text().splitlines()]
+    assert rows[2]["ship_to"] == ["DE", "GB"]  # p002 does not ship to France and is in category 102
+    assert "p002" not in [product for product, _ in search(workspace, 2, ship_to="FR")]
+    generation = workspace.generation()
+    rows[2]["ship_to"] = ["FR"]
+    rows[2]["category"]["second_level"]["id"] = "101"
+    edited = catalog_file.parent / f"shipping-{workspace.settings.vector_store}-{bool(workspace.settings.catalog_url)}.jsonl"
+    edited.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    import_file(workspace, edited)
+    assert workspace.generation() == generation + (1 if workspace.vectors.keeps_labels else 0)
+    assert search(workspace, 2, ship_to="FR")[0][0] == "p002"
+    assert search(workspace, 2, category_id="101")[0][0] == "p002"
+    assert "p002" not in [product for product, _ in search(workspace, 2, ship_to="DE")]
+    assert "p002" not in [product for product, _ in search(workspace, 2, category_id="102")]

@@ -14,7 +14,7 @@ import click
 from .catalog.meta import CALIBRATION_REPORT_KEY, EMBEDDER_KEY, LAST_WRITE_KEY
 from .config import ConfigError, Settings, load_settings
 from .errors import ImageSearchError, RequestError
-from .ingest.importer import ImportRejected, delete_products, import_file
+from .ingest.importer import ImportRejected, delete_products, embed_file, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
 from .search.engine import iso_time, same_thresholds_of
@@ -121,6 +121,33 @@ def import_command(
             click.echo(f"rejected: {error.describe()}", err=True)
     summary["compaction"] = _compact_if_due(workspace)
     _echo_json(summary)
+
+
+@main.command("embed")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--shard", default="0/1", show_default=True, help="Embed the rows of shard I of N (I/N, counting from 0).")
+@click.option("--format", "file_format", type=click.Choice(["jsonl", "csv"]), help="File format (default: by extension).")
+@click.option("--images-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder relative image paths are resolved in (default: FILE's folder).")
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal).")
+@click.pass_context
+def embed_command(ctx: click.Context, file: Path, shard: str, file_format: str | None, images_root: Path | None, progress: bool | None) -> None:
+    """Embed FILE's images ahead of its import, one shard per process or machine (searches see nothing yet).
+
+    With a shared PostgreSQL catalog, run `embed --shard I/N` on N machines, then `import FILE` once: it embeds
+    nothing again and only commits.
+    """
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{shard!r} is not I/N (e.g. 0/4)", param_hint="--shard") from None
+    workspace = _workspace(ctx)
+    report = embed_file(workspace, file, (index, count), images_root=images_root, file_format=file_format,
+                        progress=sys.stderr.isatty() if progress is None else progress)
+    for error in report.rejected[:20]:
+        click.echo(f"rejected: {error.describe()}", err=True)
+    _echo_json({"images_embedded": report.images_embedded, "images_reused": report.images_reused,
+                "rows_rejected": len(report.rejected), "seconds": round(report.seconds, 1)})
 
 
 @main.command("delete")

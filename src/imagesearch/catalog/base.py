@@ -75,6 +75,8 @@ class CatalogWriter(Protocol):
     """One write transaction."""
 
     unchanged: int
+    #: Images kept by products whose shipping or categories changed (their filter labels changed).
+    relabelled: set[int]
 
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
 
@@ -95,6 +97,10 @@ class CatalogWriter(Protocol):
         ...
 
     def image_ids(self) -> np.ndarray: ...
+
+    def image_labels(self, image_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The filter labels (``labels.py``) of the given images, as this transaction sees them."""
+        ...
 
     def replace_embeddings(self, embeddings: dict[str, np.ndarray]) -> None: ...
 
@@ -137,6 +143,8 @@ class Catalog(Protocol):
         """(the filters' version, ids of the images of products that ship to ``ship_to`` and are in
         ``category_id``, first or second level; None: no condition), read together."""
         ...
+
+    def image_labels(self, image_ids: Sequence[int]) -> dict[int, frozenset[str]]: ...
 
     def products_by_pk(self, product_pks: Sequence[int]) -> dict[int, ProductView]: ...
 

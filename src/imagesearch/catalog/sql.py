@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 
 from ..errors import CatalogError, ReadOnlyError
 from .base import Blob, Category, ProductView, SortKey
+from .labels import labels_of
 from .meta import FILTERS_KEY
 from .records import ProductRecord
 from .schema import (
@@ -226,6 +227,11 @@ class SqlCatalog:
             ids = np.fromiter(connection.scalars(query.order_by(images.c.id)), dtype=np.int64)
         return version, ids
 
+    def image_labels(self, image_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The filter labels (``labels.py``) of the given images."""
+        with self.reader() as connection:
+            return _labels_for(connection, image_ids)
+
     def products_by_pk(self, product_pks: Sequence[int]) -> dict[int, ProductView]:
         """Full views of the given products (missing ones are left out)."""
         with self.reader() as connection:
@@ -356,6 +362,8 @@ class SqlCatalogWriter:
         self._released_categories: set[str] = set()
         #: Products an upsert found exactly as stored (nothing written).
         self.unchanged = 0
+        #: Images kept by a product whose shipping or categories changed: their filter labels changed.
+        self.relabelled: set[int] = set()
         self._filters_marked = False
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -387,8 +395,11 @@ class SqlCatalogWriter:
             return [], []
         first = record.category.get("first_level")
         second = record.category.get("second_level")
-        if (row is None or self._ships_to(row.pk) != (None if record.ship_to is None else set(record.ship_to))
-                or (row.first_category_id, row.second_category_id) != (first.id if first else None, second.id if second else None)):
+        relabel = row is not None and (
+            self._ships_to(row.pk) != (None if record.ship_to is None else set(record.ship_to))
+            or (row.first_category_id, row.second_category_id) != (first.id if first else None, second.id if second else None)
+        )
+        if row is None or relabel:
             self._filters_changed()
         now = time.time()
         for level, category in ((1, first), (2, second)):
@@ -427,6 +438,9 @@ class SqlCatalogWriter:
         added, removed = self._replace_images(pk, image_sources, image_shas)
         if added:  # new image ids are not in the filters yet (removed ones are tombstones: never returned anyway)
             self._filters_changed()
+        if relabel:
+            kept = self.connection.scalars(select(images.c.id).where(images.c.product_pk == pk))
+            self.relabelled.update(image_id for image_id in kept if image_id not in added)
         return added, removed
 
     def _ships_to(self, pk: int) -> set[str] | None:
@@ -502,6 +516,10 @@ class SqlCatalogWriter:
         """(ids, embeddings) of the given images, for adding them to the index."""
         return _vectors_for(self.connection, image_ids)
 
+    def image_labels(self, image_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """The filter labels of the given images, as this transaction sees them."""
+        return _labels_for(self.connection, image_ids)
+
     def image_ids(self) -> np.ndarray:
         """Every image id, ascending (to rebuild an index, reading their vectors in batches)."""
         return np.fromiter(self.connection.scalars(select(images.c.id).order_by(images.c.id)), dtype=np.int64)
@@ -570,6 +588,23 @@ def _vectors_for(connection: Connection, image_ids: Sequence[int]) -> tuple[np.n
     if all(row[2] == STORED_AS for row in rows):
         return ids, np.frombuffer(b"".join(row[1] for row in rows), dtype=FORMATS[STORED_AS]).reshape(len(rows), -1).astype(np.float32)
     return ids, np.stack([np.frombuffer(row[1], dtype=FORMATS[row[2]]).astype(np.float32) for row in rows])
+
+
+def _labels_for(connection: Connection, image_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    found: dict[int, frozenset[str]] = {}
+    for chunk in _chunks(sorted({int(image_id) for image_id in image_ids})):
+        rows = connection.execute(
+            select(images.c.id, products.c.pk, products.c.ships_everywhere, products.c.first_category_id, products.c.second_category_id)
+            .join(products, products.c.pk == images.c.product_pk).where(images.c.id.in_(chunk))
+        ).all()
+        countries: dict[int, set[str]] = {}
+        for product_pk, country in connection.execute(
+            select(product_ship_to.c.product_pk, product_ship_to.c.country).where(product_ship_to.c.product_pk.in_({row.pk for row in rows}))
+        ):
+            countries.setdefault(product_pk, set()).add(country)
+        for row in rows:
+            found[row.id] = labels_of(None if row.ships_everywhere else countries.get(row.pk, set()), (row.first_category_id, row.second_category_id))
+    return found
 
 
 def _get_meta(connection: Connection, key: str, default: str | None) -> str | None:

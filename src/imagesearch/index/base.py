@@ -25,6 +25,8 @@ import numpy as np
 #: Reads the full-precision vectors of some image ids from the catalog: (ids found, vectors), in ascending id
 #: order.  Ids it cannot find (removed meanwhile) are simply left out.
 VectorReader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: Reads the filter labels of some image ids from the catalog (opaque strings to a store: see ``catalog/labels.py``).
+LabelReader = Callable[[np.ndarray], Mapping[int, frozenset[str]]]
 
 
 class IdSet:
@@ -33,10 +35,13 @@ class IdSet:
     A store applies it inside its kNN, so a selective filter costs one search,
     not a search grown until enough results pass.  ``derived`` lets a backend
     keep what it builds from the set (a FAISS selector, per-segment positions)
-    for as long as the set lives.
+    for as long as the set lives.  ``clauses`` says the same set as labels (an
+    image is in it if it has one label of every clause), for a store that keeps
+    labels and filters on them in its own expression.
     """
 
-    def __init__(self, ids: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, clauses: tuple[frozenset[str], ...] = ()) -> None:
+        self.clauses = clauses
         ids = np.asarray(ids, dtype=np.int64)
         self.mask = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=bool)
         self.mask[ids] = True
@@ -135,6 +140,9 @@ class VectorIndex(Protocol):
 class VectorStore(Protocol):
     """Generations of vectors: published by writers, opened by searchers, compacted now and then."""
 
+    #: Whether the store keeps each image's filter labels (and so must hear of label changes).
+    keeps_labels: bool
+
     def state(self, generation: int) -> IndexState | None:
         ...
 
@@ -152,12 +160,16 @@ class VectorStore(Protocol):
         added_ids: np.ndarray,
         read: VectorReader,
         removed_ids: np.ndarray,
+        relabelled_ids: np.ndarray | None = None,
+        labels: LabelReader | None = None,
     ) -> IndexState:
-        """``previous`` plus ``added_ids`` (vectors read in batches with ``read``), minus ``removed_ids``."""
+        """``previous`` plus ``added_ids`` (vectors read in batches with ``read``), minus ``removed_ids``; a store
+        that keeps labels also reads them (``labels``) for the added and the ``relabelled_ids``."""
         ...
 
     def build_base(
-        self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None
+        self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None,
+        labels: LabelReader | None = None,
     ) -> PreparedBase:
         """A new base of ``ids`` (vectors read in batches), prepared without the write lock; nothing is in force yet.
 

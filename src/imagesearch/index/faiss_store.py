@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import CatalogError
-from .base import IndexState, VectorIndex, VectorReader, batches
+from .base import IndexState, LabelReader, VectorIndex, VectorReader, batches
 from .faiss_index import (
     EXACT_FILE,
     EXACT_IDS_FILE,
@@ -95,6 +95,9 @@ def _fsync_dir(directory: Path) -> None:
 
 class FaissStore:
     """The ``index/`` folder of a data directory: the embedded (FAISS) vector store."""
+
+    #: Filters reach FAISS as id sets read from SQL: a label change costs it nothing.
+    keeps_labels = False
 
     def __init__(self, root: Path, settings: FaissSettings = FaissSettings()) -> None:
         self.root = root
@@ -285,8 +288,11 @@ class FaissStore:
         added_ids: np.ndarray,
         read: VectorReader,
         removed_ids: np.ndarray,
+        relabelled_ids: np.ndarray | None = None,
+        labels: LabelReader | None = None,
     ) -> IndexState:
-        """The next state: ``previous`` plus a segment of the added vectors, minus the removed ids.
+        """The next state: ``previous`` plus a segment of the added vectors, minus the removed ids (no labels:
+        filters reach this store as id sets).
 
         Writes only the new segment (if anything was added), the tombstones and
         the state file; the caller records ``generation`` in its transaction.
@@ -317,7 +323,8 @@ class FaissStore:
         return self._publish(state, tombstones)
 
     def build_base(
-        self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None
+        self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None,
+        labels: LabelReader | None = None,
     ) -> BaseBuild:
         """A new base of ``ids`` in memory, its reduction learned anew; nothing is written (see :meth:`publish_base`).
 

@@ -17,19 +17,22 @@ keeps every full-precision embedding, so ``imagesearch reindex`` can always
 rebuild the collection.
 
 Index type and search parameters are configurable (``milvus_index``: HNSW by
-default, with ``hnsw_m``, ``ef_construction`` and ``ef_search``).  A filter
-(:class:`~.base.IdSet`) is pushed down as an ``id in [...]`` expression.
+default, with ``hnsw_m``, ``ef_construction`` and ``ef_search``).  Each
+entity also keeps its image's filter labels (``ship:FR``, ``cat:101``;
+``catalog/labels.py``) in an array field, so a ship-to or category filter is
+pushed down as ``array_contains_any`` expressions in the search itself.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .base import IdSet, IndexState, VectorReader, batches
+from .base import IdSet, IndexState, LabelReader, VectorReader, batches
 from .live import LiveIndex, checked_state
 
 #: ``removed_in`` of a live entity (Milvus scalar fields cannot be null in every version).
@@ -38,6 +41,9 @@ NEVER = 2**62
 BATCH = 1_000
 #: Milvus's largest search limit (topk) and HNSW ef.
 MAX_LIMIT = 16_384
+#: Labels an entity may carry (every country of the world and two categories fit), and their length.
+MAX_LABELS = 512
+LABEL_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,9 @@ class MilvusIndex(LiveIndex):
         if not self.count or self.generation == 0:
             return scores, ids
         expression = _visible(self.generation)
-        if only is not None:
+        if only is not None and only.clauses:
+            expression += "".join(f" and array_contains_any(labels, {json.dumps(sorted(clause))})" for clause in only.clauses)
+        elif only is not None:
             expression += f" and id in {np.flatnonzero(only.mask).tolist()}"
         limit = min(k, MAX_LIMIT)
         results = self.client.search(
@@ -108,6 +116,8 @@ class MilvusIndex(LiveIndex):
 class MilvusStore:
     """Generations of one Milvus collection (see the module's docstring for how they stay in step with the catalog)."""
 
+    keeps_labels = True
+
     def __init__(self, uri: str, token: str = "", settings: MilvusSettings = MilvusSettings()) -> None:
         from pymilvus import MilvusClient  # only this backend needs it
 
@@ -131,6 +141,8 @@ class MilvusStore:
         schema.add_field("embedding", types.FLOAT_VECTOR, dim=int(dim))
         schema.add_field("added_in", types.INT64)
         schema.add_field("removed_in", types.INT64)
+        schema.add_field("labels", types.ARRAY, element_type=types.VARCHAR, max_capacity=MAX_LABELS, max_length=LABEL_LENGTH)
+        schema.add_field("labelled_in", types.INT64)
         index = self.client.prepare_index_params()
         parameters = {"M": self.settings.hnsw_m, "efConstruction": self.settings.ef_construction} if self.settings.index_type.upper().startswith("HNSW") else {}
         index.add_index("embedding", index_type=self.settings.index_type, metric_type="IP", params=parameters)
@@ -156,8 +168,7 @@ class MilvusStore:
         return state
 
     def _rows(self, collection: str, expression: str) -> list[dict[str, Any]]:
-        return list(self.client.query(collection, filter=expression, output_fields=["id", "embedding", "added_in", "removed_in"],
-                                      consistency_level="Strong"))
+        return list(self.client.query(collection, filter=expression, output_fields=list(FIELDS), consistency_level="Strong"))
 
     def _mark(self, collection: str, ids: np.ndarray, removed_in: int) -> None:
         """Set ``removed_in`` of the given live entities (an upsert of the whole entity: the portable way)."""
@@ -166,12 +177,25 @@ class MilvusStore:
             if rows:
                 self.client.upsert(collection, [{**row, "removed_in": removed_in} for row in rows])
 
-    def _undo_after(self, collection: str, generation: int) -> None:
-        """Forget what generations after ``generation`` wrote: entities they added, marks of entities they removed."""
+    def _undo_after(self, collection: str, generation: int, labels: LabelReader | None = None) -> None:
+        """Forget what generations after ``generation`` wrote: entities they added, marks of entities they removed,
+        and (read again from the catalog with ``labels``) labels they changed."""
         self.client.delete(collection, filter=f"added_in > {int(generation)}")
         rows = self._rows(collection, f"removed_in > {int(generation)} and removed_in < {NEVER}")
         if rows:
             self.client.upsert(collection, [{**row, "removed_in": NEVER} for row in rows])
+        if labels is not None:
+            stale = self.client.query(collection, filter=f"labelled_in > {int(generation)}", output_fields=["id"], consistency_level="Strong")
+            self._relabel(collection, np.array([row["id"] for row in stale], np.int64), labels, generation)
+
+    def _relabel(self, collection: str, ids: np.ndarray, labels: LabelReader, generation: int) -> None:
+        """New labels for the given entities (an upsert of the whole entity: the portable way)."""
+        for chunk in batches(ids, BATCH):
+            found = labels(chunk)
+            rows = self._rows(collection, f"id in {chunk.tolist()}")
+            updated = [{**row, "labels": sorted(found[int(row["id"])]), "labelled_in": generation} for row in rows if int(row["id"]) in found]
+            if updated:
+                self.client.upsert(collection, updated)
 
     def _count(self, collection: str, generation: int) -> int:
         rows = self.client.query(collection, filter=_visible(generation), output_fields=["count(*)"], consistency_level="Strong")
@@ -185,25 +209,30 @@ class MilvusStore:
         added_ids: np.ndarray,
         read: VectorReader,
         removed_ids: np.ndarray,
+        relabelled_ids: np.ndarray | None = None,
+        labels: LabelReader | None = None,
     ) -> IndexState:
-        """Upsert the added entities (``added_in`` = ``generation``), mark the removed ones, record the state."""
+        """Upsert the added entities (``added_in`` = ``generation``), mark the removed ones, relabel the changed ones,
+        record the state."""
         name, version, dim = embedder
         collection = self.settings.collection
         self._create(collection, dim)
-        self._undo_after(collection, generation - 1)
+        self._undo_after(collection, generation - 1, labels)
         for chunk in batches(np.asarray(added_ids, dtype=np.int64), BATCH):
             found, vectors = read(chunk)
             if len(found):
-                self.client.upsert(collection, [
-                    {"id": int(image_id), "embedding": vector.tolist(), "added_in": generation, "removed_in": NEVER}
-                    for image_id, vector in zip(found, vectors)
-                ])
+                self.client.upsert(collection, _entities(found, vectors, labels, generation, generation))
         self._mark(collection, np.asarray(removed_ids, dtype=np.int64), generation)
+        if labels is not None and relabelled_ids is not None and len(relabelled_ids):
+            self._relabel(collection, np.asarray(relabelled_ids, dtype=np.int64), labels, generation)
         state = IndexState(generation, name, version, dim, (collection,), (self._count(collection, generation),),
                            compacted_at=previous.compacted_at if previous else None)
         return self._record(state)
 
-    def build_base(self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None) -> PreparedCollection:
+    def build_base(
+        self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None,
+        labels: LabelReader | None = None,
+    ) -> PreparedCollection:
         """Every vector of ``ids`` in a new collection (visible at every generation)."""
         _, _, dim = embedder
         staging = f"{self.settings.collection}_next"
@@ -214,7 +243,7 @@ class MilvusStore:
         for chunk in batches(np.asarray(ids, dtype=np.int64), BATCH):
             found, vectors = read(chunk)
             if len(found):
-                self.client.upsert(staging, [{"id": int(i), "embedding": v.tolist(), "added_in": 0, "removed_in": NEVER} for i, v in zip(found, vectors)])
+                self.client.upsert(staging, _entities(found, vectors, labels, 0, 0))
                 count += len(found)
         return PreparedCollection(staging, count, dim)
 
@@ -246,6 +275,18 @@ class MilvusStore:
             return {"kind": "empty", "vectors": 0, "segments": 0, "tombstones": 0, "bytes": 0}
         return {"kind": f"milvus-{self.settings.index_type.lower()}", "vectors": state.count, "segments": 1, "tombstones": 0,
                 "bytes": 0, "created_at": state.created_at, "compacted_at": state.compacted_at}
+
+
+FIELDS = ("id", "embedding", "added_in", "removed_in", "labels", "labelled_in")
+
+
+def _entities(ids: np.ndarray, vectors: np.ndarray, labels: LabelReader | None, added_in: int, labelled_in: int) -> list[dict[str, Any]]:
+    tags = labels(ids) if labels is not None else {}
+    return [
+        {"id": int(image_id), "embedding": vector.tolist(), "added_in": added_in, "removed_in": NEVER,
+         "labels": sorted(tags.get(int(image_id), ())), "labelled_in": labelled_in}
+        for image_id, vector in zip(ids, vectors)
+    ]
 
 
 def _types() -> Any:

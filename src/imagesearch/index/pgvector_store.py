@@ -20,9 +20,10 @@ table from it.
 Vectors are stored at full dimension in half precision (``halfvec``; HNSW
 indexes it up to 4,000 dimensions) and scored by inner product, so scores
 are the same cosines as the embedded index's re-ranked ones (to float16
-rounding).  A filter (:class:`~.base.IdSet`) is passed as an id array: when
-it keeps few rows PostgreSQL scans them exactly; a broad one is walked with
-pgvector's iterative index scan.
+rounding).  Each row also keeps its image's filter labels (``ship:FR``,
+``cat:101``; ``catalog/labels.py``), so a filter is a condition on them in
+the same query (``labels && ARRAY[...]``, a GIN index), walked with pgvector's
+iterative index scan; one that keeps few rows is scanned exactly.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, text
 
-from .base import IdSet, IndexState, VectorReader, batches
+from .base import IdSet, IndexState, LabelReader, VectorReader, batches
 from .live import LiveIndex, checked_state
 
 TABLE = "image_vectors"
@@ -91,10 +92,14 @@ class PgVectorIndex(LiveIndex):
         condition, parameters = self._visible(), {}
         exact = False
         if only is not None:
-            kept = np.flatnonzero(only.mask)
-            condition += " AND id = ANY(:only)"
-            parameters["only"] = kept.tolist()
-            exact = len(kept) < EXACT_BELOW * self.count
+            if only.clauses:
+                for number, clause in enumerate(only.clauses):
+                    condition += f" AND labels && CAST(:clause{number} AS text[])"
+                    parameters[f"clause{number}"] = sorted(clause)
+            else:
+                condition += " AND id = ANY(:only)"
+                parameters["only"] = np.flatnonzero(only.mask).tolist()
+            exact = len(only) < EXACT_BELOW * self.count
         with self.engine.connect() as connection, connection.begin():
             connection.execute(text(f"SET LOCAL hnsw.ef_search = {min(MAX_EF_SEARCH, max(self.settings.ef_search, k))}"))
             connection.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
@@ -119,6 +124,8 @@ class PgVectorIndex(LiveIndex):
 class PgVectorStore:
     """Generations of one ``image_vectors`` table (see the module's docstring for how they stay in step)."""
 
+    keeps_labels = True
+
     def __init__(self, engine: Engine, settings: PgVectorSettings = PgVectorSettings()) -> None:
         self.engine = engine
         self.settings = settings
@@ -136,8 +143,9 @@ class PgVectorStore:
     def _create(self, connection: Connection, table: str, dim: int) -> None:
         connection.execute(text(
             f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, embedding halfvec({int(dim)}) NOT NULL, "
-            "added_in integer NOT NULL, removed_in integer)"
+            "added_in integer NOT NULL, removed_in integer, labels text[] NOT NULL DEFAULT '{}', labelled_in integer NOT NULL DEFAULT 0)"
         ))
+        connection.execute(text(f"CREATE INDEX IF NOT EXISTS {table}_labels ON {table} USING gin (labels)"))
 
     def _index(self, connection: Connection, table: str) -> None:
         """The HNSW index, built once the first rows are in (a bulk build is much faster than one insert at a time)."""
@@ -173,10 +181,23 @@ class PgVectorStore:
             f"SELECT count(*) FROM {table} WHERE added_in <= :g AND (removed_in IS NULL OR removed_in > :g)"
         ), {"g": generation}) or 0)
 
-    def _undo_after(self, connection: Connection, generation: int) -> None:
-        """Forget what generations after ``generation`` wrote: rows they added, marks of rows they removed."""
+    def _undo_after(self, connection: Connection, generation: int, labels: LabelReader | None = None) -> None:
+        """Forget what generations after ``generation`` wrote: rows they added, marks of rows they removed, and
+        (read again from the catalog with ``labels``) labels they changed."""
         connection.execute(text(f"DELETE FROM {TABLE} WHERE added_in > :g"), {"g": generation})
         connection.execute(text(f"UPDATE {TABLE} SET removed_in = NULL WHERE removed_in > :g"), {"g": generation})
+        if labels is not None:
+            stale = np.fromiter(connection.scalars(text(f"SELECT id FROM {TABLE} WHERE labelled_in > :g"), {"g": generation}), np.int64)
+            self._relabel(connection, stale, labels, generation)
+
+    def _relabel(self, connection: Connection, ids: np.ndarray, labels: LabelReader, generation: int) -> None:
+        for chunk in batches(ids, BATCH):
+            found = labels(chunk)
+            if found:
+                connection.execute(
+                    text(f"UPDATE {TABLE} SET labels = :labels, labelled_in = :generation WHERE id = :id"),
+                    [{"id": int(image_id), "labels": sorted(values), "generation": generation} for image_id, values in found.items()],
+                )
 
     def publish_delta(
         self,
@@ -186,20 +207,28 @@ class PgVectorStore:
         added_ids: np.ndarray,
         read: VectorReader,
         removed_ids: np.ndarray,
+        relabelled_ids: np.ndarray | None = None,
+        labels: LabelReader | None = None,
     ) -> IndexState:
-        """Add rows (``added_in`` = ``generation``) and mark removed ones, in one transaction of this database."""
+        """Add rows (``added_in`` = ``generation``), mark removed ones and relabel changed ones, in one transaction."""
         name, version, dim = embedder
         with self._transaction() as connection:
             self._create(connection, TABLE, dim)
-            self._undo_after(connection, generation - 1)  # a write that died before the catalog recorded it
+            self._undo_after(connection, generation - 1, labels)  # a write that died before the catalog recorded it
             for chunk in batches(np.asarray(added_ids, dtype=np.int64), BATCH):
                 found, vectors = read(chunk)
+                tags = labels(found) if labels is not None and len(found) else {}
                 if len(found):
                     connection.execute(
-                        text(f"INSERT INTO {TABLE} (id, embedding, added_in) VALUES (:id, CAST(CAST(:embedding AS real[]) AS halfvec), :generation) "
-                             "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, added_in = EXCLUDED.added_in, removed_in = NULL"),
-                        [{"id": int(i), "embedding": v.tolist(), "generation": generation} for i, v in zip(found, vectors)],
+                        text(f"INSERT INTO {TABLE} (id, embedding, added_in, labels, labelled_in) "
+                             "VALUES (:id, CAST(CAST(:embedding AS real[]) AS halfvec), :generation, :labels, :generation) "
+                             "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding, added_in = EXCLUDED.added_in, removed_in = NULL, "
+                             "labels = EXCLUDED.labels, labelled_in = EXCLUDED.labelled_in"),
+                        [{"id": int(i), "embedding": v.tolist(), "generation": generation, "labels": sorted(tags.get(int(i), ()))}
+                         for i, v in zip(found, vectors)],
                     )
+            if labels is not None and relabelled_ids is not None and len(relabelled_ids):
+                self._relabel(connection, np.asarray(relabelled_ids, dtype=np.int64), labels, generation)
             self._index(connection, TABLE)
             removed = np.asarray(removed_ids, dtype=np.int64)
             if len(removed):
@@ -212,7 +241,10 @@ class PgVectorStore:
                                compacted_at=previous.compacted_at if previous else None)
             return self._record(connection, state)
 
-    def build_base(self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None) -> PreparedTable:
+    def build_base(
+        self, embedder: tuple[str, str, int], ids: np.ndarray, read: VectorReader, folds: IndexState | None = None,
+        labels: LabelReader | None = None,
+    ) -> PreparedTable:
         """Every vector of ``ids`` copied into a new table (visible at every generation), indexed after the copy."""
         _, _, dim = embedder
         staging = f"{TABLE}_next"
@@ -221,11 +253,12 @@ class PgVectorStore:
             self._create(connection, staging, dim)
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
             count = 0
-            with cursor.copy(f"COPY {staging} (id, embedding, added_in) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {staging} (id, embedding, added_in, labels) FROM STDIN") as copy:
                 for chunk in batches(np.asarray(ids, dtype=np.int64), BATCH):
                     found, vectors = read(chunk)
+                    tags = labels(found) if labels is not None and len(found) else {}
                     for image_id, vector in zip(found, vectors):
-                        copy.write_row((int(image_id), _vector_text(vector), 0))
+                        copy.write_row((int(image_id), _vector_text(vector), 0, sorted(tags.get(int(image_id), ()))))
                     count += len(found)
             self._index(connection, staging)
         return PreparedTable(staging, count, dim)
@@ -244,6 +277,7 @@ class PgVectorStore:
             connection.execute(text(f"DROP TABLE IF EXISTS {TABLE}"))
             connection.execute(text(f"ALTER TABLE {base.table} RENAME TO {TABLE}"))
             connection.execute(text(f"ALTER INDEX {base.table}_hnsw RENAME TO {TABLE}_hnsw"))
+            connection.execute(text(f"ALTER INDEX {base.table}_labels RENAME TO {TABLE}_labels"))
             state = IndexState(generation, name, version, base.dim, (TABLE,), (base.count,))
             return self._record(connection, state)
 

@@ -59,7 +59,7 @@ def compact(parts: Parts, force: bool = True) -> CompactReport:
         return CompactReport(reason=reason or "nothing to fold", generation=generation)
     parts.check_embedder(f"{before.embedder_name} {before.embedder_version}")
     ids = parts.open_index(generation).live_ids()
-    base = parts.vectors.build_base(parts.embedder_identity, ids, parts.catalog.vectors, folds=before)
+    base = parts.vectors.build_base(parts.embedder_identity, ids, parts.catalog.vectors, folds=before, labels=parts.catalog.image_labels)
     with parts.write_lock(wait=SWAP_WAIT_SECONDS):
         with parts.catalog.writer() as writer:
             current = int(writer.get_meta(GENERATION_KEY, "0") or 0)

@@ -218,10 +218,14 @@ def commit_changes(parts: Parts, change: Callable[[CatalogWriter], tuple[list[in
         generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
         added, removed = change(writer)
         writer.drop_unused_blobs()
-        if added or removed:
+        # A store that keeps filter labels hears of products whose shipping or categories changed (a new
+        # generation for it); for the others such a change writes nothing.
+        relabelled = sorted(writer.relabelled - set(added)) if parts.vectors.keeps_labels else []
+        if added or removed or relabelled:
             parts.vectors.publish_delta(
                 parts.index_state(generation), generation + 1, parts.embedder_identity,
                 np.array(added, dtype=np.int64), writer.vectors_for, np.array(removed, dtype=np.int64),
+                np.array(relabelled, dtype=np.int64), writer.image_labels,
             )
             record_generation(parts, writer, generation + 1)
             generation += 1
@@ -258,6 +262,31 @@ def import_file(
             parts, lambda: iter_catalog_file(path, parts.settings.default_lang, file_format), images_root or path.parent,
             replace=replace, skip_invalid=skip_invalid, rejects_path=rejects_path, progress=progress,
         )
+
+
+def embed_file(
+    parts: Parts, path: Path, shard: tuple[int, int] = (0, 1), *, images_root: Path | None = None, file_format: str | None = None,
+    progress: bool = False,
+) -> ImportReport:
+    """Phase 1 alone, for one shard of a file (rows whose position modulo ``shard[1]`` is ``shard[0]``): fetch, embed
+    and store the images' contents, without the write lock and without changing what searches see.
+
+    Bulk embedding scales out this way: N machines (or processes) sharing a
+    PostgreSQL catalog each embed one shard; the ``import`` of the whole file
+    then finds every content already embedded (content-addressed, so nothing
+    is embedded twice) and only fetches, hashes and commits.
+    """
+    index, count = shard
+    if not 0 <= index < count:
+        raise CatalogError(f"shard {index}/{count}: the shard number must be at least 0 and below the number of shards")
+    started = time.perf_counter()
+    report = ImportReport()
+    parts.check_embedder(parts.catalog.get_meta(EMBEDDER_KEY))
+    rows = lambda: itertools.islice(iter_catalog_file(path, parts.settings.default_lang, file_format), index, None, count)  # noqa: E731
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=parts.data_dir, prefix=".embed-") as scratch:
+        report.rejected = sorted(_prepare(parts, rows, images_root or path.parent, report, progress, scratch), key=lambda error: error.line)
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def import_product(parts: Parts, data: object, wait: float = 0.0) -> ImportReport:

@@ -83,7 +83,7 @@ def reindex(parts: Parts, *, re_embed: bool = False, progress: bool = False) -> 
             generation = int(writer.get_meta(GENERATION_KEY, "0") or 0)
             if embeddings:
                 writer.replace_embeddings(embeddings)
-            base = parts.vectors.build_base(parts.embedder_identity, writer.image_ids(), writer.vectors_for)
+            base = parts.vectors.build_base(parts.embedder_identity, writer.image_ids(), writer.vectors_for, labels=writer.image_labels)
             state = parts.vectors.publish_base(generation + 1, parts.embedder_identity, base)
             record_generation(parts, writer, generation + 1)
             writer.drop_unused_blobs(everything=True)

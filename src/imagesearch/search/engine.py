@@ -25,6 +25,7 @@ from PIL import Image
 from sqlalchemy.exc import OperationalError
 
 from ..catalog.base import ProductView
+from ..catalog.labels import filter_clauses
 from ..catalog.meta import (
     CALIBRATION_KEY,
     EMBEDDER_KEY,
@@ -228,7 +229,7 @@ class SearchEngine:
                 self._filters.move_to_end(key)
                 return cached[1]
         version, ids = self.parts.catalog.images_matching(ship_to, category_id)
-        only = IdSet(ids)
+        only = IdSet(ids, filter_clauses(ship_to, category_id))
         with self._lock:
             self._filters[key] = (version, only)
             while len(self._filters) > FILTER_CACHE:
