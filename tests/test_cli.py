@@ -192,3 +192,18 @@ def test_an_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "milvus"})
     with pytest.raises(ConfigError, match="needs index_url"):
         Workspace(settings)
+
+
+def test_an_unreachable_database_or_milvus_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    from servers import free_port
+
+    from imagesearch.config import ConfigError, load_settings
+    from imagesearch.workspace import Workspace
+
+    for environ, message in (
+        ({"IMAGESEARCH_CATALOG_URL": f"postgresql://shop:secret@127.0.0.1:{free_port()}/catalog"}, "cannot open the catalog database at"),
+        ({"IMAGESEARCH_VECTOR_STORE": "milvus", "IMAGESEARCH_INDEX_URL": f"http://127.0.0.1:{free_port()}"}, "cannot reach Milvus at"),
+    ):
+        with pytest.raises(ConfigError, match=message) as caught:
+            Workspace(load_settings(tmp_path / "data", environ=environ))
+        assert "secret" not in str(caught.value)

@@ -8,6 +8,9 @@ see one snapshot per read (repeatable read).
 
 from __future__ import annotations
 
+from sqlalchemy.exc import OperationalError
+
+from ..config import ConfigError
 from ..pg import postgres_engine
 from .sql import SqlCatalog
 
@@ -17,4 +20,9 @@ class PostgresCatalog(SqlCatalog):
 
     def __init__(self, url: str, read_only: bool = False) -> None:
         engine = postgres_engine(url, "catalog_url", read_only)
-        super().__init__(engine, read_only=read_only, where=f"at {engine.url.render_as_string(hide_password=True)}")
+        where = f"at {engine.url.render_as_string(hide_password=True)}"
+        try:
+            super().__init__(engine, read_only=read_only, where=where)
+        except OperationalError as exc:  # unreachable, refused, wrong password: say which database, without the password
+            engine.dispose()
+            raise ConfigError(f"cannot open the catalog database {where}: {str(exc.orig).strip().splitlines()[0]}") from None

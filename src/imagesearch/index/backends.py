@@ -38,6 +38,7 @@ def _pgvector(settings: Settings) -> VectorStore:
     return PgVectorStore(
         postgres_engine(url, "index_url" if settings.index_url else "catalog_url", settings.read_only),
         PgVectorSettings(hnsw_m=settings.hnsw_m, ef_construction=settings.ef_construction, ef_search=settings.ef_search),
+        read_only=settings.read_only,
     )
 
 
@@ -53,6 +54,10 @@ def _milvus(settings: Settings) -> VectorStore:
         ))
     except ModuleNotFoundError as exc:
         raise ConfigError(f"vector_store = milvus needs pymilvus: pip install 'imagesearch[milvus]' ({exc})") from None
+    except Exception as exc:  # pymilvus raises its own MilvusException (and grpc errors) when the server cannot be reached
+        if type(exc).__module__.startswith(("pymilvus", "grpc")):
+            raise ConfigError(f"cannot reach Milvus at {settings.index_url}: {str(exc).strip().splitlines()[0][:300]}") from None
+        raise
 
 
 #: Each backend, built from the settings (a server engine reads its address from them).

@@ -35,7 +35,9 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from ..config import ConfigError
 from .base import IdSet, IndexState, LabelReader, VectorReader, batches
 from .live import LiveIndex, checked_state
 
@@ -126,12 +128,26 @@ class PgVectorStore:
 
     keeps_labels = True
 
-    def __init__(self, engine: Engine, settings: PgVectorSettings = PgVectorSettings()) -> None:
+    def __init__(self, engine: Engine, settings: PgVectorSettings = PgVectorSettings(), read_only: bool = False) -> None:
         self.engine = engine
         self.settings = settings
-        with self._transaction() as connection:
-            connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-            connection.execute(text(f"CREATE TABLE IF NOT EXISTS {STATES} (generation integer PRIMARY KEY, state text NOT NULL)"))
+        where = engine.url.render_as_string(hide_password=True)
+        try:
+            with engine.connect() as connection:
+                version = connection.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
+            if read_only:
+                return
+            with self._transaction() as connection:
+                if version is None:
+                    connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+                connection.execute(text(f"CREATE TABLE IF NOT EXISTS {STATES} (generation integer PRIMARY KEY, state text NOT NULL)"))
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the pgvector database {where}: {str(exc.orig).strip().splitlines()[0]}") from None
+        except DBAPIError as exc:  # e.g. not allowed to create the extension
+            raise ConfigError(
+                f"the pgvector database {where} has no usable `vector` extension (pgvector >= 0.8; an administrator runs "
+                f"CREATE EXTENSION vector): {str(exc.orig).strip().splitlines()[0]}"
+            ) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
