@@ -19,16 +19,14 @@ keeping 1 % of the images, and one whole search (decode, embed, kNN, rank, page)
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, dataset_split, exact_top, machine, recall_at, today
+from common import RESULTS, exact_top, machine, recall_at, today, whole_searches
 from rerank import query_sets
 from scale import knn, p
 from speed import synthetic_catalog
@@ -36,7 +34,6 @@ from speed import synthetic_catalog
 from imagesearch.config import load_settings
 from imagesearch.index.base import IdSet
 from imagesearch.search.engine import INITIAL_K, SearchEngine
-from imagesearch.search.params import parse_params
 from imagesearch.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -93,18 +90,8 @@ def measure(pair: str, size: int, admin_url: str | None) -> dict:
                 latencies, found = knn(search, queries)
                 key = f"{label}, {name}" + (f", ef_search {ef}" if ef else "")
                 report[key] = {"p50_ms": p(latencies, 50), "p99_ms": p(latencies, 99), "recall@10": recall_at(found, truths[(label, name)])}
-    rates = engine.rates()
-    params = [parse_params({"image_base64": base64.b64encode(path.read_bytes()).decode()}, rates, "USD", 10_000_000)
-              for path, _ in dataset_split("clothing-small", "test")[:20]]
-    for item in params:
-        engine.search(item)
-    timings = []
-    for _ in range(3):
-        for item in params:
-            started = time.perf_counter()
-            engine.search(item)
-            timings.append((time.perf_counter() - started) * 1000)
-    report["search_p50_ms"], report["search_p99_ms"] = p(timings, 50), p(timings, 99)
+    whole = whole_searches(engine, rounds=3)["search"]
+    report["search_p50_ms"], report["search_p99_ms"] = whole["p50_ms"], whole["p99_ms"]
     engine.close()
     workspace.close()
     shutil.rmtree(data_dir, ignore_errors=True)

@@ -97,3 +97,28 @@ def peak_rss_bytes() -> int:
 
 def rss_bytes() -> int:
     return status_bytes("VmRSS")
+
+
+def whole_searches(engine: object, photos: int = 20, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """One search end to end (decode, embed, kNN, rank, sort, store, page) for real query photos, each searched
+    once to warm up and then ``rounds`` times: p50/p99 of the whole and of its embedding and ranking parts."""
+    import base64
+
+    from imagesearch.search.params import parse_params
+
+    rates = engine.rates()  # type: ignore[attr-defined]
+    queries = [parse_params({"image_base64": base64.b64encode(path.read_bytes()).decode()}, rates, "USD", 10_000_000)
+               for path, _ in dataset_split("clothing-small", "test")[:photos]]
+    for params in queries:
+        engine.search(params)  # type: ignore[attr-defined]
+    samples: dict[str, list[float]] = {"search": [], "embed": [], "rank": []}
+    for _ in range(rounds):
+        for params in queries:
+            started = time.perf_counter()
+            page = engine.search(params)  # type: ignore[attr-defined]
+            samples["search"].append((time.perf_counter() - started) * 1000)
+            samples["embed"].append(page.timings["embed_ms"])
+            samples["rank"].append(page.timings["rank_ms"])
+    return {name: {"p50_ms": round(float(np.percentile(values, 50)), 2), "p99_ms": round(float(np.percentile(values, 99)), 2)}
+            for name, values in samples.items()}
+

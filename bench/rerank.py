@@ -15,20 +15,18 @@ index, in turn, several rounds, so a noisy moment does not favour one pair.
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, dataset_split, exact_top, load_image, machine, recall_at, today
+from common import RESULTS, exact_top, load_image, machine, recall_at, today, whole_searches
 from speed import photos
 
 from imagesearch.config import load_settings
 from imagesearch.evaluation.transforms import TRANSFORMS
 from imagesearch.search.engine import INITIAL_K, SearchEngine
-from imagesearch.search.params import parse_params
 from imagesearch.workspace import Workspace
 
 SEEDS = 512
@@ -83,24 +81,8 @@ def main() -> None:
 
     # One search end to end with the configured settings (decode, embed, kNN, rank, sort, store, page).
     engine = SearchEngine(workspace)
-    rates = engine.rates()
-    samples: dict[str, list[float]] = {"search": [], "embed": [], "rank": []}
-    queries = [parse_params({"image_base64": base64.b64encode(path.read_bytes()).decode()}, rates, "USD", 10_000_000)
-               for path, _ in dataset_split("clothing-small", "test")[:20]]
-    for params in queries:
-        engine.search(params)
-    for _ in range(5):
-        for params in queries:
-            started = time.perf_counter()
-            page = engine.search(params)
-            samples["search"].append((time.perf_counter() - started) * 1000)
-            samples["embed"].append(page.timings["embed_ms"])
-            samples["rank"].append(page.timings["rank_ms"])
-    report["search_end_to_end"] = {
-        "settings": {"nprobe": workspace.settings.ivf_nprobe, "rerank": workspace.settings.index_rerank},
-        **{name: {"p50_ms": round(float(np.percentile(values, 50)), 2), "p99_ms": round(float(np.percentile(values, 99)), 2)}
-           for name, values in samples.items()},
-    }
+    report["search_end_to_end"] = {"settings": {"nprobe": workspace.settings.ivf_nprobe, "rerank": workspace.settings.index_rerank},
+                                   **whole_searches(engine)}
     print(json.dumps(report["search_end_to_end"]), flush=True)
     engine.close()
     workspace.close()

@@ -30,7 +30,6 @@ Then, on that catalog:
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -44,7 +43,6 @@ from pathlib import Path
 import numpy as np
 from common import (
     RESULTS,
-    dataset_split,
     exact_top,
     load_image,
     machine,
@@ -54,6 +52,7 @@ from common import (
     rss_bytes,
     status_bytes,
     today,
+    whole_searches,
 )
 from filters import filter_costs
 from speed import photos, synthetic_catalog
@@ -62,7 +61,6 @@ from writes import no_auto_compaction, write_costs
 from imagesearch.evaluation.transforms import TRANSFORMS
 from imagesearch.http.background import NICENESS
 from imagesearch.search.engine import INITIAL_K, SearchEngine
-from imagesearch.search.params import parse_params
 
 SEEDS = 512
 MB = 1024 * 1024
@@ -167,18 +165,7 @@ def main() -> None:
         print(json.dumps({label: report["knn"][label]}), flush=True)
 
     # One search end to end.
-    rates = engine.rates()
-    samples: dict[str, list[float]] = {"search": [], "embed": [], "rank": []}
-    for path, _ in dataset_split("clothing-small", "test")[:20]:
-        params = parse_params({"image_base64": base64.b64encode(path.read_bytes()).decode()}, rates, "USD", 10_000_000)
-        engine.search(params)
-        for _ in range(5):
-            started = time.perf_counter()
-            page = engine.search(params)
-            samples["search"].append((time.perf_counter() - started) * 1000)
-            samples["embed"].append(page.timings["embed_ms"])
-            samples["rank"].append(page.timings["rank_ms"])
-    report["search_end_to_end"] = {name: {"p50_ms": p(values, 50), "p99_ms": p(values, 99)} for name, values in samples.items()}
+    report["search_end_to_end"] = whole_searches(engine)
     print(json.dumps(report["search_end_to_end"]), flush=True)
 
     report["filters"] = filter_costs(workspace, engine, size, real[:40], rng, repeats=3)
