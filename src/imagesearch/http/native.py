@@ -59,9 +59,13 @@ class SearchRequest(BaseModel):
     entry point shares (``search/params.py``), so its errors are the same everywhere.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"required": ["image_base64"]}, {"required": ["image_url"]}, {"required": ["text"]}]})
     image_base64: str | None = Field(None, description="the photo, base64 (standard or URL-safe; a data: URL prefix is fine)")
     image_url: str | None = Field(None, description="or the photo's http(s) URL (public addresses only, unless allowed)")
+    text: str | None = Field(None, max_length=300, description=(
+        "or words to search the images with, instead of a photo (\"red summer dress\"): needs a CLIP-family embedder "
+        "(embedder = \"clip\"; otherwise TextSearchUnavailable); similar only, no region"))
     search_type: str | None = Field(None, description="similar (default) or same")
     currency: str | None = Field(None, description="ISO 4217 code of the prices (default: the service's default currency)")
     lang: str | None = Field(None, description="language of titles and categories, e.g. en, fr, pt-BR")
@@ -296,11 +300,11 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
     def state(request: Request) -> dict[str, Any]:
         return request.scope.setdefault("state", {})
 
-    @router.post("/search", summary="Search the catalog with a photo", openapi_extra={"requestBody": {"required": True, "content": {
+    @router.post("/search", summary="Search the catalog with a photo (or a text, with a CLIP-family model)", openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": SearchRequest.model_json_schema()},
         "multipart/form-data": {"schema": {
             "type": "object",
-            "anyOf": [{"required": ["file"]}, {"required": ["image_url"]}],
+            "anyOf": [{"required": ["file"]}, {"required": ["image_url"]}, {"required": ["text"]}],
             "properties": {"file": {"type": "string", "format": "binary", "description": "the photo"},
                            **{key: value for key, value in SearchRequest.model_json_schema()["properties"].items() if key != "image_base64"}},
         }},

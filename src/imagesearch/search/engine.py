@@ -327,6 +327,8 @@ class SearchEngine:
         """Run a search (or serve a page of an earlier one, given ``start_row_key``)."""
         if params.start_row_key is not None:
             return self._page_from_cursor(params)
+        if params.text is not None:
+            return self._text_search(params)
         if params.image is None:
             raise RequestError(ErrorCode.MissingImage, params.image_param)
         timings: dict[str, float] = {}
@@ -345,6 +347,24 @@ class SearchEngine:
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
         page = self._ranked_page(params, chosen, timings)
         return replace(page, region=box) if box is not None else page
+
+    def _text_search(self, params: SearchParams) -> SearchPage:
+        """Images that match a text, by a CLIP-family embedder's text tower; "similar" only.
+
+        Text-to-image cosines run far lower than image-to-image ones (0.2-0.35 for a good match with CLIP), so
+        the image floor ``similar_min_score`` does not apply: none unless the request gives ``min_score``.
+        """
+        embed_text = getattr(self.parts.embedder, "embed_text", None)
+        if embed_text is None:
+            raise RequestError(ErrorCode.TextSearchUnavailable, model=self.parts.embedder.name)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        vector = embed_text([params.text])[0]
+        timings["embed_ms"] = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        chosen = self.rank_similar(vector, params.ship_to, params.category_id, params.min_score if params.min_score is not None else 0.0)
+        timings["rank_ms"] = (time.perf_counter() - started) * 1000
+        return self._ranked_page(params, chosen, timings)
 
     def similar_to(self, product: ProductView, params: SearchParams) -> SearchPage:
         """"More like this": products that look like ``product``'s main image, the product itself left out.

@@ -42,8 +42,10 @@ PARAM0_FIELDS = frozenset(
     {"search_type", "image_base64", "currency", "lang", "sort_type", "sort_order", "ship_to", "page_no", "page_size", "start_row_key",
      "category_id", "min_score", "region", "collapse"}
 )
-#: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes).
-V1_FIELDS = PARAM0_FIELDS | {"image_url"}
+#: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes), or a text (a CLIP-family embedder).
+V1_FIELDS = PARAM0_FIELDS | {"image_url", "text"}
+#: The longest text query, in characters (CLIP reads 77 tokens at most).
+MAX_TEXT = 300
 #: "More like this product" (/v1/products/{id}/similar): a search's options, without an image or a region, and
 #: "similar" only (so no search_type).
 SIMILAR_FIELDS = PARAM0_FIELDS - {"image_base64", "region", "search_type"}
@@ -83,6 +85,8 @@ class SearchParams:
     region: Region | None = None
     #: One result per item sold by several listings (near-identical images), with its offers.
     collapse: bool = False
+    #: A text to search the images with instead of a photo ("red summer dress"; needs an embedder with a text tower).
+    text: str | None = None
 
     def with_image(self, image: bytes) -> SearchParams:
         """The same request with the image fetched from ``image_url``."""
@@ -100,6 +104,18 @@ def _text(raw: Mapping[str, Any], name: str) -> str | None:
     if not isinstance(value, str):
         raise RequestError(ErrorCode.InvalidParameterType, name, expected="a string", got=_type_name(value))
     return value.strip()
+
+
+def _query_text(raw: Mapping[str, Any]) -> str | None:
+    """The ``text`` query: 1 to :data:`MAX_TEXT` characters, not only spaces or control characters."""
+    if raw.get("text") is None:
+        return None
+    text = _text(raw, "text")
+    if not text or not any(character.isprintable() and not character.isspace() for character in text):
+        raise RequestError(ErrorCode.InvalidText, "text", reason="is empty: give the words to search for")
+    if len(text) > MAX_TEXT:
+        raise RequestError(ErrorCode.InvalidText, "text", reason=f"is longer than {MAX_TEXT} characters")
+    return text
 
 
 def _choice(raw: Mapping[str, Any], name: str, allowed: tuple[str, ...], code: ErrorCode) -> str | None:
@@ -243,10 +259,13 @@ def parse_params(
     if base64_given and not isinstance(image_text, str):
         raise RequestError(ErrorCode.InvalidParameterType, "image_base64", expected="a string", got=_type_name(image_text))
     url = _text(raw, "image_url")
+    text = _query_text(raw)
     candidates = [(image_param or "image", image is not None), ("image_base64", base64_given), ("image_url", url is not None)]
     sources = [name for name, _ in candidates if name in fields or name == image_param]
     image_param = image_param or "image"
     given = [name for name, present in candidates if present]
+    if text is not None and given:
+        raise RequestError(ErrorCode.InvalidText, "text", reason=f"is sent with a photo ({given[0]}): send one or the other")
     if len(given) > 1:
         raise RequestError(ErrorCode.AmbiguousImage, given=", ".join(given))
     if image is not None:
@@ -259,9 +278,13 @@ def parse_params(
         if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url, re.IGNORECASE):
             raise RequestError(ErrorCode.InvalidImageUrl, "image_url")
         image_param = "image_url"
-    elif row_key is None and sources:  # (an entry point that takes no image, like "more like this", needs none)
-        raise RequestError(ErrorCode.MissingImage, " or ".join(sources))
+    elif row_key is None and text is None and sources:  # (an entry point that takes no image, like "more like this", needs none)
+        raise RequestError(ErrorCode.MissingImage, " or ".join([*sources, *(["text"] if "text" in fields else [])]))
     search_type = _choice(raw, "search_type", SEARCH_TYPES, ErrorCode.InvalidSearchType) or "similar"
+    if text is not None and search_type == "same":
+        raise RequestError(ErrorCode.InvalidText, "text", reason="finds similar products only: search_type same needs a photo")
+    if text is not None and raw.get("region") is not None:
+        raise RequestError(ErrorCode.InvalidText, "text", reason="cannot take a region: a region is a box of a photo")
     sort_type = _choice(raw, "sort_type", SORT_TYPES, ErrorCode.InvalidSortType) or "best"
     sort_order = _choice(raw, "sort_order", SORT_ORDERS, ErrorCode.InvalidSortOrder) or DEFAULT_ORDER[sort_type]
     currency_text = _text(raw, "currency")
@@ -284,4 +307,5 @@ def parse_params(
         min_score=_min_score(raw),
         region=parse_region(raw.get("region")),
         collapse=_flag(raw, "collapse"),
+        text=text,
     )

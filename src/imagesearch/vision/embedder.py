@@ -28,6 +28,14 @@ class Embedder(Protocol):
         ...
 
 
+class TextEmbedder(Embedder, Protocol):
+    """An embedder with a text tower (CLIP-family): texts land in the photos' space, so a text can search them."""
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an ``(len(texts), dim)`` float32 array of unit-length rows."""
+        ...
+
+
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Scale each row to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Settings, choose_backend
+from ..errors import ImageSearchError
 from .efficientnet import EfficientNetLiteEmbedder, EfficientNetSettings
 from .embedder import Embedder
 from .onnx_model import OnnxEmbedder, OnnxModelSettings, parse_triple
@@ -41,8 +42,19 @@ def _onnx(settings: Settings) -> Embedder:
     )
 
 
+def _clip(settings: Settings) -> Embedder:
+    from .clip_model import ClipEmbedder, ClipSettings  # transformers and torch are loaded only for this embedder
+
+    if not settings.clip_model:
+        raise ImageSearchError('embedder = clip needs clip_model: the folder of a CLIP model saved by transformers (see the README)')
+    return ClipEmbedder(
+        ClipSettings(path=Path(settings.clip_model).expanduser(), resize=settings.resize, flip=settings.flip, trim=settings.trim),
+        threads=settings.threads,
+    )
+
+
 #: Each embedder, built from the settings.
-BACKENDS: dict[str, Callable[[Settings], Embedder]] = {"efficientnet": _efficientnet, "onnx": _onnx}
+BACKENDS: dict[str, Callable[[Settings], Embedder]] = {"efficientnet": _efficientnet, "onnx": _onnx, "clip": _clip}
 
 
 def open_embedder(settings: Settings) -> Embedder:
