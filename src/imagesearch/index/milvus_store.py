@@ -26,6 +26,7 @@ pushed down as ``array_contains_any`` expressions in the search itself.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,7 @@ class MilvusStore:
     def __init__(self, uri: str, token: str = "", settings: MilvusSettings = MilvusSettings()) -> None:
         from pymilvus import MilvusClient  # only this backend needs it
 
-        self.client = MilvusClient(uri=uri, token=token)
+        self.client = _connect(MilvusClient, uri, token)
         self.settings = settings
         if not self.client.has_collection(settings.states):
             schema = self.client.create_schema(auto_id=False)
@@ -287,6 +288,26 @@ def _entities(ids: np.ndarray, vectors: np.ndarray, labels: LabelReader | None, 
          "labels": sorted(tags.get(int(image_id), ())), "labelled_in": labelled_in}
         for image_id, vector in zip(ids, vectors)
     ]
+
+
+#: Pauses between attempts to connect (a server starting, or a gRPC connection the server just closed).
+CONNECT_RETRIES = (0.5, 1.0, 2.0)
+
+
+def _connect(client: Any, uri: str, token: str) -> Any:
+    """A client of ``uri``, retried briefly: gRPC servers close idle or over-pinged connections (GOAWAY), and the
+    next connect can land in the moment the old one is being torn down."""
+    def attempt() -> Any:
+        connected = client(uri=uri, token=token)
+        connected.list_collections()  # the connection is only known to work once a call went through
+        return connected
+
+    for pause in CONNECT_RETRIES:
+        try:
+            return attempt()
+        except Exception:  # pymilvus's and grpc's own types
+            time.sleep(pause)
+    return attempt()  # the last attempt's error is the one reported
 
 
 def _types() -> Any:
