@@ -124,6 +124,8 @@ class MilvusStore:
 
         self.client = _connect(MilvusClient, uri, token)
         self.settings = settings
+        if self.client.has_collection(settings.collection):  # loaded for searching (a restart of Milvus may release it)
+            self.client.load_collection(settings.collection)
         if not self.client.has_collection(settings.states):
             schema = self.client.create_schema(auto_id=False)
             schema.add_field("generation", _types().INT64, is_primary=True)
@@ -260,6 +262,7 @@ class MilvusStore:
         if self.client.has_collection(self.settings.collection):
             self.client.drop_collection(self.settings.collection)
         self.client.rename_collection(base.name, self.settings.collection)
+        self.client.load_collection(self.settings.collection)  # a renamed collection is not necessarily loaded
         return self._record(IndexState(generation, name, version, base.dim, (self.settings.collection,), (base.count,)))
 
     def sweep(self, keep: int) -> None:
