@@ -89,6 +89,7 @@ def test_the_empty_page_is_clean(page: Any, site: dict[str, Any]) -> None:
     assert not page.locator("#pager").is_visible() and not page.locator("#next").is_visible()
     assert not page.locator("#error").is_visible() and page.locator("#status").inner_text() == ""
     assert page.evaluate("document.querySelector('link[rel=icon]').href").endswith("/static/favicon.svg")
+    assert not page.locator("#text-query").is_visible()  # the default model reads photos only
     shot(page, "empty")
 
 
@@ -240,3 +241,37 @@ def test_the_category_filter_lists_the_catalogs_categories(page: Any, site: dict
         page.select_option("#category_id", "102")
     products = answer.value.json()["products"]
     assert products and all(product["category"]["second_level"]["id"] == "102" for product in products)
+
+
+@pytest.fixture(scope="module")
+def clip_site(tmp_path_factory: pytest.TempPathFactory, model_cache: Path, tiny_clip: Path) -> Iterator[dict[str, Any]]:
+    """A catalog embedded by a (tiny, random) CLIP-family model: the page offers a text search."""
+    folder = tmp_path_factory.mktemp("web-clip")
+    settings = load_settings(folder / "data", environ={}).with_overrides(model_cache_dir=str(model_cache), embedder="clip", clip_model=str(tiny_clip))
+    workspace = Workspace(settings)
+    import_file(workspace, write_catalog(folder, 30))
+    workspace.close()
+    with running_server(folder / "data", model_cache, {"IMAGESEARCH_EMBEDDER": "clip", "IMAGESEARCH_CLIP_MODEL": str(tiny_clip)}) as (base, _):
+        yield {"base": base}
+
+
+def test_words_search_the_photos_when_the_model_reads_text(page: Any, clip_site: dict[str, Any]) -> None:
+    page.goto(clip_site["base"] + "/")
+    page.wait_for_selector("#text-query:not([hidden])")
+    page.click("#text-button")  # nothing typed yet: said so, nothing searched
+    assert "Type a few words" in page.locator("#error").inner_text()
+    page.fill("#text", "red summer dress")
+    page.press("#text", "Enter")
+    page.wait_for_selector("#results .card")
+    assert page.locator("#status").inner_text().startswith("Showing 1–12 of ") and not page.locator("#error").is_visible()
+    first = page.locator("#results .card h3").first.inner_text()
+    page.click("#next")  # paging goes on from the stored list
+    page.wait_for_function("document.querySelector('#page-info').textContent.startsWith('Page 2')")
+    page.click("#prev")
+    page.wait_for_function("document.querySelector('#page-info').textContent.startsWith('Page 1')")
+    page.select_option("#sort_type", "price")  # a changed option searches the words again, not a photo
+    page.wait_for_function("document.querySelector('#results .card h3') && document.querySelector('#status').textContent.startsWith('Showing')")
+    assert not page.locator("#error").is_visible() and first
+    assert no_horizontal_overflow(page)
+    shot(page, "text-search")
+

@@ -530,6 +530,8 @@ class SearchEngine:
             "default_currency": self.settings.default_currency,
             "default_lang": self.settings.default_lang,
             "similar_cap": self.settings.similar_cap,
+            # Whether /v1/search takes a text (the embedder has a text tower): the web page shows its text box then.
+            "text_search": hasattr(self.parts.embedder, "embed_text"),
         }
 
     def close(self) -> None:

@@ -4,7 +4,9 @@ const $ = (id) => document.getElementById(id);
 // `search` counts searches: an answer that arrives after a newer search started is dropped,
 // so quickly changing two options never leaves the older answer on screen.
 // `region`: the box of the photo to search, as fractions [x, y, width, height] of it (null: the whole photo).
-const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0, region: null };
+// `query`: what the shown results were searched with ("photo", or "text" with a CLIP-family model), so a changed option
+// searches again the same way.
+const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0, region: null, query: "photo" };
 
 function showError(message, id = "error") {
   $(id).textContent = message;
@@ -108,16 +110,36 @@ function options() {
 
 async function search() {
   showError("");
+  state.query = "photo";
   if (!state.file) { showError("Choose a photo first: drop it, paste it, or pick a file."); return; }
   const form = new FormData();
   form.append("file", state.file);
   for (const [key, value] of Object.entries(options())) form.append(key, value);
   if (state.region) form.append("region", state.region.join(","));
   form.append("page_size", "12");
+  await show(() => api("/v1/search", { method: "POST", body: form }));
+}
+
+/** Search the photos with words (shown only when the service's model has a text tower): similar products only. */
+async function searchText() {
+  showError("");
+  const words = $("text").value.trim();
+  if (!words) { showError("Type a few words describing the product first."); return; }
+  state.query = "text";
+  const fields = options();
+  delete fields.search_type;  // a text finds similar products only
+  await show(() => api("/v1/search", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ ...fields, text: words, page_size: 12, collapse: fields.collapse === "true" }),
+  }));
+}
+
+/** Run a new search and show its first page, unless a newer search started meanwhile. */
+async function show(request) {
   $("status").textContent = "Searching…";
   const mine = ++state.search;
   try {
-    const page = await api("/v1/search", { method: "POST", body: form });
+    const page = await request();
     if (mine !== state.search) return;
     state.pages = [page];
     state.index = 0;
@@ -214,7 +236,7 @@ function render() {
   const first = (page.page.number - 1) * page.page.size + 1;
   const last = first + page.page.count - 1;
   const of = page.total_is_capped ? `the best ${page.total_count}` : `${page.total_count}`;
-  $("status").textContent = !page.total_count ? "No product matches this photo with these options."
+  $("status").textContent = !page.total_count ? `No product matches this ${state.query === "text" ? "description" : "photo"} with these options.`
     : page.page.count ? `Showing ${first}–${last} of ${of} ${page.total_count === 1 ? "match" : "matches"}.`
     : `This page is past the last of ${of} matches.`;
   $("page-info").textContent = `Page ${page.page.number} of ${page.page.pages}`;
@@ -331,16 +353,22 @@ async function init() {
     if (item) setFile(item.getAsFile());
   });
   $("file").addEventListener("change", (event) => setFile(event.target.files[0]));
-  $("search-form").addEventListener("submit", (event) => { event.preventDefault(); search(); });
-  for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order", "min_score", "collapse", "category_id"]) $(name).addEventListener("change", () => { if (state.file) search(); });
+  $("search-form").addEventListener("submit", (event) => { event.preventDefault(); again(); });
+  $("text-button").addEventListener("click", searchText);
+  $("text").addEventListener("keydown", (event) => { if (event.key === "Enter") { event.preventDefault(); searchText(); } });
+  const again = () => (state.query === "text" ? searchText() : search());
+  for (const name of ["search_type", "currency", "lang", "sort_type", "sort_order", "min_score", "collapse", "category_id"]) {
+    $(name).addEventListener("change", () => { if (state.file || state.query === "text") again(); });
+  }
   $("lang").addEventListener("change", loadCategories);
-  $("ship_to").addEventListener("change", () => { if (state.file) search(); });
+  $("ship_to").addEventListener("change", () => { if (state.file || state.query === "text") again(); });
   $("prev").addEventListener("click", () => turn(-1));
   $("next").addEventListener("click", () => turn(1));
   $("back").addEventListener("click", (event) => { event.preventDefault(); history.length > 1 ? history.back() : (location.hash = "#/"); });
   window.addEventListener("hashchange", route);
   try {
     const info = await api("/v1/catalog");
+    $("text-query").hidden = !info.text_search;
     const select = $("currency");
     info.rates.currencies.forEach((code) => {
       const option = document.createElement("option");
