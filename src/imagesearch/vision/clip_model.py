@@ -26,7 +26,7 @@ from PIL import Image
 from ..errors import ImageSearchError
 from .efficientnet import file_digest
 from .embedder import l2_normalize
-from .preprocess import RESIZE_MODES, embed_views
+from .preprocess import embed_views, parse_views
 
 #: OpenAI CLIP's pixel normalisation, used when the folder has no preprocessor_config.json saying otherwise.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -62,9 +62,7 @@ class ClipEmbedder:
             raise ImageSearchError(
                 f"clip_model {str(path)!r} is not a model folder (config.json and weights, as transformers' save_pretrained writes them)"
             )
-        self.views = [mode.strip() for mode in settings.resize.split(",") if mode.strip()]
-        if not self.views or any(mode not in RESIZE_MODES for mode in self.views):
-            raise ImageSearchError(f"resize must be one or more of {', '.join(RESIZE_MODES)}, not {settings.resize!r}")
+        self.views = parse_views(settings.resize)
         try:
             self._model = CLIPModel.from_pretrained(path, local_files_only=True).eval()
             self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageSearchError
-from .preprocess import RESIZE_MODES, embed_views, to_batch
+from .preprocess import embed_views, parse_views, to_batch
 
 #: model name -> (weights package, class exposing get_model_file_path, native input size)
 MODELS: dict[str, tuple[str, str, int]] = {
@@ -194,9 +194,7 @@ class EfficientNetLiteEmbedder:
         import onnxruntime as ort
 
         self.settings = settings
-        self.views = [mode.strip() for mode in settings.resize.split(",") if mode.strip()]
-        if not self.views or any(mode not in RESIZE_MODES for mode in self.views):
-            raise ImageSearchError(f"resize must be one or more of {', '.join(RESIZE_MODES)}, not {settings.resize!r}")
+        self.views = parse_views(settings.resize)
         self.input_size = MODELS[settings.model][2] if settings.model in MODELS else 0
         digest = file_digest(weights_path(settings.model))
         self.name = settings.model

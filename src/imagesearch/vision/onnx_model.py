@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import ImageSearchError
 from .efficientnet import file_digest
-from .preprocess import RESIZE_MODES, embed_views
+from .preprocess import embed_views, parse_views
 
 POOLINGS = ("none", "avg", "max", "gem")
 #: GeM's exponent for a feature-map output (3: between average and max pooling, the usual choice for retrieval).
@@ -82,9 +82,7 @@ class OnnxEmbedder:
             raise ImageSearchError(f"onnx_model {str(settings.path)!r} is not a file: export your model to ONNX and give its path")
         if settings.pooling not in POOLINGS:
             raise ImageSearchError(f"onnx_pooling must be one of {', '.join(POOLINGS)}, not {settings.pooling!r}")
-        self.views = [mode.strip() for mode in settings.resize.split(",") if mode.strip()]
-        if not self.views or any(mode not in RESIZE_MODES for mode in self.views):
-            raise ImageSearchError(f"resize must be one or more of {', '.join(RESIZE_MODES)}, not {settings.resize!r}")
+        self.views = parse_views(settings.resize)
         self.settings = settings
         self.input_size = settings.input_size
         self._mean = np.array(settings.mean, np.float32).reshape(1, 3, 1, 1) * 255.0

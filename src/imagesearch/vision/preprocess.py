@@ -14,6 +14,7 @@ from concurrent.futures import Executor
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..errors import ImageSearchError
 from .embedder import l2_normalize
 
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "pad")
@@ -29,6 +30,14 @@ TRIM_PROBE_SIDE = 128
 #: first line past the plain band, between the bands beside it, differs from the band (a padded or framed
 #: photo: all of it; a product on a plain background: only where its outline touches its bounding box).
 TRIM_EDGE_SHARE = 0.97
+
+
+def parse_views(resize: str) -> list[str]:
+    """The ``resize`` setting ("crop", "squash,crop"...) as the list of views each embedder averages; refused otherwise."""
+    views = [mode.strip() for mode in resize.split(",") if mode.strip()]
+    if not views or any(mode not in RESIZE_MODES for mode in views):
+        raise ImageSearchError(f"resize must be one or more of {', '.join(RESIZE_MODES)}, not {resize!r}")
+    return views
 
 
 def trim_border(image: Image.Image, passes: int = 2) -> Image.Image:
