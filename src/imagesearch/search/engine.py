@@ -324,47 +324,41 @@ class SearchEngine:
         )
 
     def search(self, params: SearchParams) -> SearchPage:
-        """Run a search (or serve a page of an earlier one, given ``start_row_key``)."""
+        """Run a search (or serve a page of an earlier one, given ``start_row_key``).
+
+        The query is a photo, a box of one (``region``), or a text (with a CLIP-family embedder).  Text-to-image
+        cosines run far lower than image-to-image ones (0.2-0.35 for a good match with CLIP), so a text search has
+        no score floor unless the request gives ``min_score``; it finds similar products only (the validator says so).
+        """
         if params.start_row_key is not None:
             return self._page_from_cursor(params)
-        if params.text is not None:
-            return self._text_search(params)
-        if params.image is None:
+        if params.image is None and params.text is None:
             raise RequestError(ErrorCode.MissingImage, params.image_param)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        box = None
-        if params.region is not None:
-            image, vector, box = self.embed_region(params.image, params.image_param, params.region)
+        image, box, floor = None, None, params.min_score
+        if params.text is not None:
+            vector, floor = self._embed_text(params.text), 0.0 if floor is None else floor
+        elif params.region is not None:
+            image, vector, box = self.embed_region(params.image, params.image_param, params.region)  # type: ignore[arg-type]
         else:
-            image, vector = self.embed_query(params.image, params.image_param)
+            image, vector = self.embed_query(params.image, params.image_param)  # type: ignore[arg-type]
         timings["embed_ms"] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        if params.search_type == "same":
-            chosen = self.rank_same(image, vector, params.ship_to, params.category_id, params.min_score)
+        if params.search_type == "same" and image is not None:
+            chosen = self.rank_same(image, vector, params.ship_to, params.category_id, floor)
         else:
-            chosen = self.rank_similar(vector, params.ship_to, params.category_id, params.min_score)
+            chosen = self.rank_similar(vector, params.ship_to, params.category_id, floor)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
         page = self._ranked_page(params, chosen, timings)
         return replace(page, region=box) if box is not None else page
 
-    def _text_search(self, params: SearchParams) -> SearchPage:
-        """Images that match a text, by a CLIP-family embedder's text tower; "similar" only.
-
-        Text-to-image cosines run far lower than image-to-image ones (0.2-0.35 for a good match with CLIP), so
-        the image floor ``similar_min_score`` does not apply: none unless the request gives ``min_score``.
-        """
+    def _embed_text(self, text: str) -> np.ndarray:
+        """``text`` in the photos' space, by the embedder's text tower (TextSearchUnavailable without one)."""
         embed_text = getattr(self.parts.embedder, "embed_text", None)
         if embed_text is None:
             raise RequestError(ErrorCode.TextSearchUnavailable, model=self.parts.embedder.name)
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        vector = embed_text([params.text])[0]
-        timings["embed_ms"] = (time.perf_counter() - started) * 1000
-        started = time.perf_counter()
-        chosen = self.rank_similar(vector, params.ship_to, params.category_id, params.min_score if params.min_score is not None else 0.0)
-        timings["rank_ms"] = (time.perf_counter() - started) * 1000
-        return self._ranked_page(params, chosen, timings)
+        return embed_text([text])[0]
 
     def similar_to(self, product: ProductView, params: SearchParams) -> SearchPage:
         """"More like this": products that look like ``product``'s main image, the product itself left out.
