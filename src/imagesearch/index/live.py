@@ -8,6 +8,7 @@ snapshot of files.  There are no segments or tombstones to count.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import CatalogError
 from .base import IndexState
@@ -55,3 +56,12 @@ class LiveIndex:
 
     def __len__(self) -> int:
         return self.count
+
+
+def describe_live(kind: str, state: IndexState | None, size: int = 0) -> dict[str, Any]:
+    """What ``imagesearch info`` shows of a server store's ``state``: one live table, no segments to count."""
+    if state is None:
+        return {"kind": "empty", "vectors": 0, "segments": 0, "tombstones": 0, "bytes": 0}
+    return {"kind": kind, "vectors": state.count, "segments": 1, "tombstones": 0, "bytes": size,
+            "created_at": state.created_at, "compacted_at": state.compacted_at}
+

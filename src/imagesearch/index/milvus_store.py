@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .base import IdSet, IndexState, LabelReader, VectorReader, batches
-from .live import LiveIndex, checked_state
+from .live import LiveIndex, checked_state, describe_live
 
 #: ``removed_in`` of a live entity (Milvus scalar fields cannot be null in every version).
 NEVER = 2**62
@@ -54,6 +54,10 @@ class MilvusSettings:
     hnsw_m: int = 16
     ef_construction: int = 64
     ef_search: int = 128
+
+    @property
+    def kind(self) -> str:
+        return f"milvus-{self.index_type.lower()}"
 
     @property
     def states(self) -> str:
@@ -77,7 +81,7 @@ class MilvusIndex(LiveIndex):
     """The entities visible at one generation (the collection itself is shared and live)."""
 
     def __init__(self, client: Any, generation: int, dim: int, count: int, settings: MilvusSettings) -> None:
-        super().__init__(f"milvus-{settings.index_type.lower()}", generation, dim, count)
+        super().__init__(settings.kind, generation, dim, count)
         self.client = client
         self.settings = settings
 
@@ -275,10 +279,7 @@ class MilvusStore:
         self.client.delete(self.settings.states, filter=f"generation > {int(keep)} or generation < {int(keep) - 8}")
 
     def describe(self, state: IndexState | None) -> Mapping[str, Any]:
-        if state is None:
-            return {"kind": "empty", "vectors": 0, "segments": 0, "tombstones": 0, "bytes": 0}
-        return {"kind": f"milvus-{self.settings.index_type.lower()}", "vectors": state.count, "segments": 1, "tombstones": 0,
-                "bytes": 0, "created_at": state.created_at, "compacted_at": state.compacted_at}
+        return describe_live(self.settings.kind, state)  # (Milvus does not say how much memory a collection takes)
 
 
 FIELDS = ("id", "embedding", "added_in", "removed_in", "labels", "labelled_in")

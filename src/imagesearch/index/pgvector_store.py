@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..config import ConfigError
 from .base import IdSet, IndexState, LabelReader, VectorReader, batches
-from .live import LiveIndex, checked_state
+from .live import LiveIndex, checked_state, describe_live
 
 TABLE = "image_vectors"
 STATES = "vector_generations"
@@ -58,6 +58,10 @@ class PgVectorSettings:
     hnsw_m: int = 16
     ef_construction: int = 64
     ef_search: int = 128
+
+    @property
+    def kind(self) -> str:
+        return f"pgvector-hnsw{self.hnsw_m}"
 
 
 def _vector_text(vector: np.ndarray) -> str:
@@ -78,7 +82,7 @@ class PgVectorIndex(LiveIndex):
     """The rows visible at one generation (the table itself is shared and live)."""
 
     def __init__(self, engine: Engine, generation: int, dim: int, count: int, settings: PgVectorSettings) -> None:
-        super().__init__(f"pgvector-hnsw{settings.hnsw_m}", generation, dim, count)
+        super().__init__(settings.kind, generation, dim, count)
         self.engine = engine
         self.settings = settings
 
@@ -309,10 +313,7 @@ class PgVectorStore:
 
     def describe(self, state: IndexState | None) -> Mapping[str, Any]:
         if state is None:
-            return {"kind": "empty", "vectors": 0, "segments": 0, "tombstones": 0, "bytes": 0}
+            return describe_live(self.settings.kind, None)
         with self.engine.connect() as connection:
             size = connection.scalar(text("SELECT pg_total_relation_size(to_regclass(:table))"), {"table": TABLE}) or 0
-        return {
-            "kind": f"pgvector-hnsw{self.settings.hnsw_m}", "vectors": state.count, "segments": 1, "tombstones": 0,
-            "bytes": int(size), "created_at": state.created_at, "compacted_at": state.compacted_at,
-        }
+        return describe_live(self.settings.kind, state, int(size))
