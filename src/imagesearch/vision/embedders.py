@@ -19,6 +19,8 @@ def _efficientnet(settings: Settings) -> Embedder:
             resize=settings.resize,
             flip=settings.flip,
             trim=settings.trim,
+            pooling=settings.pooling,
+            input_size=settings.input_size,
             precision=settings.precision,  # type: ignore[arg-type]
         ),
         cache_dir=Path(settings.model_cache_dir) if settings.model_cache_dir else settings.data_dir / "models",

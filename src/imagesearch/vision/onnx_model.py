@@ -21,12 +21,11 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageSearchError
+from . import pooling
 from .efficientnet import file_digest
 from .preprocess import embed_views, parse_views
 
-POOLINGS = ("none", "avg", "max", "gem")
-#: GeM's exponent for a feature-map output (3: between average and max pooling, the usual choice for retrieval).
-GEM_P = 3.0
+POOLINGS = ("none", *pooling.POOLINGS)
 
 
 @dataclass(frozen=True)
@@ -56,20 +55,16 @@ def parse_triple(text: str, what: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def pool_features(output: np.ndarray, pooling: str) -> np.ndarray:
+def pool_features(output: np.ndarray, how: str) -> np.ndarray:
     """One row per image from a model output: a vector as it is, a feature map pooled as declared."""
     if output.ndim == 2:
         return output
-    if output.ndim != 4 or pooling == "none":
+    if output.ndim != 4 or how == "none":
         raise ImageSearchError(
-            f"the ONNX model outputs an array of shape {list(output.shape)}: declare onnx_pooling (avg, max or gem) for an "
-            "N x C x H x W feature map, or export a model that outputs one vector per image"
+            f"the ONNX model outputs an array of shape {list(output.shape)}: declare onnx_pooling (avg, max, gem or rmac) "
+            "for an N x C x H x W feature map, or export a model that outputs one vector per image"
         )
-    if pooling == "avg":
-        return output.mean(axis=(2, 3))
-    if pooling == "max":
-        return output.max(axis=(2, 3))
-    return (np.clip(output, 1e-6, None) ** GEM_P).mean(axis=(2, 3)) ** (1.0 / GEM_P)
+    return pooling.pool(output, how)
 
 
 class OnnxEmbedder:

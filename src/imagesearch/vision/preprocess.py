@@ -1,9 +1,11 @@
 """Fitting a photo into the square input of a CNN.
 
-Three ways, combinable per embedder (``squash,crop`` averages both views): ``squash`` (resize, ignore the aspect ratio:
+Four ways, combinable per embedder (``squash,crop`` averages both views): ``squash`` (resize, ignore the aspect ratio:
 keeps every pixel, best for recognising copies), ``crop`` (centre crop: best for
-"looks like" similarity, loses the edges) and ``pad`` (letterbox on white, the
-usual product-photo background).
+"looks like" similarity, loses the edges), ``inner`` (the central part of the
+centre crop, :data:`INNER_SHARE` of its side: a closer look at the middle, where
+the product usually is) and ``pad`` (letterbox on white, the usual product-photo
+background).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from PIL import Image, ImageFilter
 from ..errors import ImageSearchError
 from .embedder import l2_normalize
 
-RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "pad")
+RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "inner", "pad")
+#: The ``inner`` view's side, as a share of the centre crop's.
+INNER_SHARE = 0.7
 #: A pixel within this distance (0-255, largest channel difference) of the border colour is border.
 TRIM_TOLERANCE = 24
 #: A side is a plain band only if this share of its outer line has the border colour.
@@ -124,6 +128,10 @@ def fit_square(image: Image.Image, size: int, mode: str) -> Image.Image:
     if mode == "squash":
         return image.resize((size, size), resample, reducing_gap=2.0)
     width, height = image.size
+    if mode == "inner":
+        side = min(width, height) * INNER_SHARE
+        box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
+        return image.resize((size, size), resample, box=box, reducing_gap=2.0)
     if mode == "crop":
         scale = size / min(width, height)
         resized = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), resample, reducing_gap=2.0)
