@@ -1,4 +1,5 @@
-"""The anchors' search options: category and score filters, a caller's region, "more like this product"."""
+"""The anchors' search options: category and score filters, a caller's region, the located main subject and
+per-product groups, "more like this product"."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from PIL import Image
 
 from imagesearch.errors import RequestError
 from imagesearch.search.engine import SearchEngine
-from imagesearch.search.params import SIMILAR_FIELDS, parse_params, parse_region
+from imagesearch.search.params import SIMILAR_FIELDS, V1_FIELDS, parse_params, parse_region
+from imagesearch.search.presentation import present_page
+from imagesearch.search.searchv2 import render
 from imagesearch.vision.synthetic import product_image
 
 
 def params(engine: SearchEngine, image: Image.Image | None = None, **fields: Any) -> Any:
     raw = {**({"image_base64": base64.b64encode(jpeg_bytes(image)).decode()} if image is not None else {}), **fields}
-    return parse_params(raw, engine.rates(), "USD", 10_000_000)
+    return parse_params(raw, engine.rates(), "USD", 10_000_000, fields=V1_FIELDS)
 
 
 def product_ids(engine: SearchEngine, page: Any) -> list[str]:
@@ -131,7 +134,8 @@ def test_options_over_http(server: dict[str, Any]) -> None:
     assert httpx.get(f"{base}/v1/products/nope/similar", timeout=30).json()["error"]["code"] == "ProductNotFound"
     schema = httpx.get(f"{base}/openapi.json", timeout=10).json()
     search_fields = schema["paths"]["/v1/search"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    assert {"region", "category_id", "min_score"} <= set(search_fields) and "/v1/products/{product_id}/similar" in schema["paths"]
+    assert {"region", "category_id", "min_score", "crop", "groups"} <= set(search_fields)
+    assert "/v1/products/{product_id}/similar" in schema["paths"]
 
 
 def test_without_the_region_the_clutter_wins(engine: SearchEngine) -> None:
@@ -181,7 +185,7 @@ def test_collapse_shows_one_item_sold_by_several_shops_with_its_offers(tmp_path:
         again = engine.search(parse_params({"start_row_key": paged.next_start_row_key.rsplit(":", 1)[0] + ":1"}, engine.rates(), "USD", 10**7))
         assert [offer.product_id for offer in again.items[0].offers] == ["p002", "p001", "p003"]  # kept with the paging cursor
         presented = present_page(collapsed, "en", "http://127.0.0.1")
-        v1 = page_json(collapsed, presented, "http://127.0.0.1")["products"][0]
+        v1 = page_json(collapsed, presented, "http://127.0.0.1", "en")["products"][0]
         assert [offer["price"]["sale"] for offer in v1["offers"]] == ["8.50", "10.00", "12.00"]
         v2 = render(collapsed, presented)["data"]["products"][0]
         assert [offer["shop_id"] for offer in v2["offers"]] == [12, 11, 13]
@@ -210,3 +214,78 @@ def test_numbers_too_large_for_a_float_are_refused_not_crashed(engine: SearchEng
     with pytest.raises(RequestError) as error:
         params(engine, product_image(1), **fields)
     assert error.value.code in ("InvalidMinScore", "InvalidRegion")
+
+
+def two_products(background: tuple[int, int, int] = (120, 110, 100)) -> Image.Image:
+    """Products 3 and 9 side by side in one photo, as a shopper photographs two things on a table."""
+    photo = Image.new("RGB", (1000, 500), background)
+    photo.paste(product_image(3), (60, 90))
+    photo.paste(product_image(9), (620, 90))
+    return photo
+
+
+def overlaps(box: tuple[int, int, int, int], truth: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (x, y, width, height) boxes."""
+    width = min(box[0] + box[2], truth[0] + truth[2]) - max(box[0], truth[0])
+    height = min(box[1] + box[3], truth[1] + truth[3]) - max(box[1], truth[1])
+    inter = max(0, width) * max(0, height)
+    return inter / (box[2] * box[3] + truth[2] * truth[3] - inter)
+
+
+@pytest.mark.parametrize("background", [(120, 110, 100), (235, 235, 235)])
+def test_groups_answer_each_product_in_the_photo(engine: SearchEngine, background: tuple[int, int, int]) -> None:
+    page = engine.search(params(engine, two_products(background), groups=True, page_size=3))
+    assert len(page.groups) >= 2 and page.subject == page.groups[0].region and page.region is None
+    found = {}
+    for group in page.groups:
+        assert group.region is not None and group.page_no == 1 and len(group.items) <= 3
+        found[product_ids(engine, group)[0]] = group.region
+    assert {"p003", "p009"} <= set(found)
+    assert overlaps(found["p003"], (60, 90, 320, 320)) > 0.5 and overlaps(found["p009"], (620, 90, 320, 320)) > 0.5
+    assert "locate_ms" in page.timings
+
+
+def test_crop_searches_the_located_main_subject(engine: SearchEngine) -> None:
+    """A product off-centre in a larger empty photo: the located box holds it, and searching it finds the product."""
+    photo = Image.new("RGB", (1000, 800), (200, 196, 190))
+    photo.paste(product_image(5), (560, 380))
+    page = engine.search(params(engine, photo, crop=True))
+    assert page.region == page.subject and page.subject is not None
+    x, y, width, height = page.subject
+    inside = max(0, min(x + width, 880) - max(x, 560)) * max(0, min(y + height, 700) - max(y, 380))
+    assert inside >= 0.9 * 320 * 320 and width * height <= 0.5 * 1000 * 800  # the product, not the whole photo
+    assert product_ids(engine, page)[0] == "p005"
+    x, y, width, height = page.subject
+    assert render(page, present_page(page, "en", "http://127.0.0.1"))["subject"] == {"x": x, "y": y, "width": width, "height": height}
+    assert engine.search(params(engine, photo, crop=False)).subject is None  # (no crop asked: nothing located)
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"crop": True, "region": [0, 0, 10, 10]}, "crop"), ({"groups": "true", "region": "0,0,10,10"}, "groups"),
+    ({"groups": True, "text": "a red dress"}, "groups"),
+])
+def test_subject_options_that_contradict_the_query_are_refused(engine: SearchEngine, fields: dict[str, Any], param: str) -> None:
+    raw = {**({"image_base64": base64.b64encode(jpeg_bytes(product_image(1))).decode()} if "text" not in fields else {}), **fields}
+    with pytest.raises(RequestError) as error:
+        parse_params(raw, engine.rates(), "USD", 10_000_000, fields=V1_FIELDS)
+    assert error.value.code == "InvalidSubjectOption" and error.value.param == param
+
+
+def test_groups_over_http_and_the_subject_in_search_v2(server: dict[str, Any]) -> None:
+    base = server["base"]
+    files = {"file": ("two.jpg", jpeg_bytes(two_products()), "image/jpeg")}
+    body = httpx.post(f"{base}/v1/search", files=files, data={"groups": "true", "page_size": "2"}, timeout=60).json()
+    assert body["subject"] == body["groups"][0]["region"] and len(body["groups"]) >= 2
+    assert {group["products"][0]["product_id"] for group in body["groups"]} >= {"p003", "p009"}
+    assert all(set(group["region"]) == {"x", "y", "width", "height"} and group["page"]["number"] == 1 for group in body["groups"])
+    refused = httpx.post(f"{base}/v1/search", files=files, data={"groups": "maybe"}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "InvalidParameterType"
+
+
+def test_located_boxes_are_in_the_original_photo_s_pixels(engine: SearchEngine) -> None:
+    """A large JPEG is decoded reduced (a draft): the boxes answered are scaled back to the photo the caller sent."""
+    photo = two_products().resize((3000, 1500))
+    page = engine.search(params(engine, photo, groups=True, crop=True))
+    regions = {product_ids(engine, group)[0]: group.region for group in page.groups}
+    assert overlaps(regions["p003"], (180, 270, 960, 960)) > 0.5 and overlaps(regions["p009"], (1860, 270, 960, 960)) > 0.5
+    assert page.region == page.subject == page.groups[0].region

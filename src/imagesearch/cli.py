@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .catalog.meta import CALIBRATION_REPORT_KEY, EMBEDDER_KEY, LAST_WRITE_KEY
+from .catalog.meta import CALIBRATION_KEY, CALIBRATION_REPORT_KEY, EMBEDDER_KEY, LAST_WRITE_KEY
 from .config import ConfigError, Settings, load_settings
 from .errors import ImageSearchError, RequestError
 from .ingest.importer import ImportRejected, delete_products, embed_file, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
 from .search.engine import iso_time, same_thresholds_of
+from .search.ranking import SameThresholds
 from .workspace import Workspace, write_problem
 
 if TYPE_CHECKING:
@@ -193,6 +194,8 @@ def compact_command(ctx: click.Context, if_due: bool, niceness: int) -> None:
 @click.option("--page-size", type=int, default=None)
 @click.option("--page-no", type=int, default=None)
 @click.option("--start-row-key", default=None, help="next_start_row_key of an earlier page.")
+@click.option("--region", default=None, help="Search this box of the photo: x,y,width,height in pixels (or fractions, all <= 1).")
+@click.option("--crop/--no-crop", default=None, help="Search the main subject located in the photo (default: subject_crop).")
 @click.pass_context
 def search_command(ctx: click.Context, image: Path, **options: Any) -> None:
     """Search the catalog with IMAGE; prints the searchV2 JSON response."""
@@ -491,6 +494,11 @@ def info_command(ctx: click.Context) -> None:
 def _same_thresholds(workspace: Workspace) -> dict[str, Any]:
     """The "same" thresholds searches use: calibrated for this catalog (with the measured rates), or the settings'."""
     thresholds = same_thresholds_of(workspace)
+    stored = workspace.catalog.get_meta(CALIBRATION_KEY)
+    if stored and thresholds.source == "settings":  # calibrated for another verifier: not used
+        return {"min_inliers": thresholds.min_inliers, "margin": thresholds.margin, "source": thresholds.source,
+                "note": f"the catalog's calibration was made for the {SameThresholds.from_json(stored).verifier} verifier, which "
+                        "this version replaced: run `imagesearch calibrate` again"}
     report = json.loads(workspace.catalog.get_meta(CALIBRATION_REPORT_KEY) or "{}")
     return {"min_inliers": thresholds.min_inliers, "margin": thresholds.margin, "source": thresholds.source,
             **{key: report[key] for key in ("recall", "false_positive_rate") if key in report}}

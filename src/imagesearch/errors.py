@@ -47,6 +47,8 @@ class ErrorCode(StrEnum):
     InvalidRegion = "InvalidRegion"
     InvalidText = "InvalidText"
     TextSearchUnavailable = "TextSearchUnavailable"
+    InvalidSubjectOption = "InvalidSubjectOption"
+    SubjectUnavailable = "SubjectUnavailable"
     InvalidPageSize = "InvalidPageSize"
     InvalidPageNo = "InvalidPageNo"
     InvalidStartRowKey = "InvalidStartRowKey"
@@ -138,6 +140,12 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     C.TextSearchUnavailable: ErrorSpec(
         400, "the configured embedder ({model}) has no text tower: searching with a text needs a CLIP-family model (embedder = \"clip\")",
         "`text` given while the configured embedder reads images only (the default)"),
+    C.InvalidSubjectOption: ErrorSpec(
+        400, "{param} {reason}", "`crop` or `groups` with a `text` (nothing to locate) or a `region` (the box is already chosen)"),
+    C.SubjectUnavailable: ErrorSpec(
+        400, "the configured embedder ({model}) gives no feature map to locate products with: crop and groups need a "
+             "convolutional model (the default efficientnet, or an onnx model with onnx_pooling)",
+        "`crop` or `groups` asked of an embedder that outputs one vector per photo (CLIP, an ONNX model without a feature map)"),
     C.InvalidPageSize: ErrorSpec(400, "{param} must be a whole number from {low} to {high}, got {value!r}", "`page_size` not an integer in 1-50"),
     C.InvalidPageNo: ErrorSpec(400, "{param} must be a whole number from {low} to {high}, got {value!r}", "`page_no` not an integer in 1-10000"),
     C.InvalidStartRowKey: ErrorSpec(

@@ -83,6 +83,12 @@ class SearchRequest(BaseModel):
     region: list[float] | str | None = Field(
         None, description="search this box of the photo: [x, y, width, height] in pixels, or in fractions of the photo when every "
                           "value is at most 1 (in a form: \"x,y,width,height\"); clipped to the photo; the answer's region is the box in pixels")
+    crop: bool | None = Field(
+        None, description="search the main subject the service locates in the photo instead of the whole photo (default: the "
+                          "service's subject_crop, off unless configured); the answer's subject and region are its box in pixels")
+    groups: bool | None = Field(
+        None, description="also answer groups: one first page of results per product located in the photo (up to 5, the main "
+                          "subject first), each with its box as region and its own next_start_row_key")
 
 
 class ErrorDetail(BaseModel):
@@ -124,11 +130,16 @@ def product_json(item: Presented) -> dict[str, Any]:
     return body
 
 
-def page_json(page: SearchPage, items: list[Presented], public_url: str) -> dict[str, Any]:
+def box_json(box: tuple[int, int, int, int]) -> dict[str, int]:
+    return dict(zip(("x", "y", "width", "height"), box, strict=True))
+
+
+def page_json(page: SearchPage, items: list[Presented], public_url: str, default_lang: str) -> dict[str, Any]:
     def result(item: Presented) -> dict[str, Any]:
         assert item.image_id is not None
         return {**product_json(item), "matched_image_id": item.image_id, "matched_thumbnail_url": thumbnail_url(public_url, item.image_id)}
 
+    groups = [page_json(group, present_page(group, default_lang, public_url), public_url, default_lang) for group in page.groups]
     return {
         "total_count": page.total_count,
         "total_is_capped": page.capped,
@@ -137,7 +148,9 @@ def page_json(page: SearchPage, items: list[Presented], public_url: str) -> dict
         "products": [result(item) for item in items],
         "timings_ms": {key: round(value, 2) for key, value in page.timings.items()},
         "warnings": page.warnings,
-        **({"region": dict(zip(("x", "y", "width", "height"), page.region, strict=True))} if page.region is not None else {}),
+        **({"region": box_json(page.region)} if page.region is not None else {}),
+        **({"subject": box_json(page.subject)} if page.subject is not None else {}),
+        **({"groups": [{key: value for key, value in group.items() if key != "warnings"} for group in groups]} if page.groups else {}),
     }
 
 
@@ -202,7 +215,8 @@ class NativeApi:
 
     def _page_body(self, page: SearchPage, public_url: str, state: dict[str, Any]) -> dict[str, Any]:
         state["timings"] = page.timings
-        return {"request_id": state.get("request_id", ""), **page_json(page, present_page(page, self.settings.default_lang, public_url), public_url)}
+        lang = self.settings.default_lang
+        return {"request_id": state.get("request_id", ""), **page_json(page, present_page(page, lang, public_url), public_url, lang)}
 
     def _product(self, product_id: str) -> ProductView:
         product = self.engine.parts.catalog.product_by_id(product_id)

@@ -39,9 +39,10 @@ from ..index.base import IdSet, VectorIndex
 from ..parts import Parts
 from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
-from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side
+from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side, in_original
 from ..vision.embedder import l2_normalize
-from ..vision.verify import LocalFeatures, best_inliers, extract, extract_with_mirror
+from ..vision.subject import Box, locate
+from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, extract_with_mirror
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
@@ -109,8 +110,12 @@ class SearchPage:
     timings: dict[str, float] = field(default_factory=dict)
     #: What the client should know about this answer (e.g. that no cursor could be stored).
     warnings: list[str] = field(default_factory=list)
-    #: The box of the photo that was searched (x, y, width, height in its pixels), when a region was asked.
+    #: The box of the photo that was searched (x, y, width, height in its pixels), when a region or a crop was asked.
     region: tuple[int, int, int, int] | None = None
+    #: The main subject the service located (x, y, width, height in the photo's pixels), when crop or groups was asked.
+    subject: tuple[int, int, int, int] | None = None
+    #: With ``groups``: one page (first page, its own cursor) per product located in the photo, its box as ``region``.
+    groups: list[SearchPage] = field(default_factory=list)
 
     @property
     def page_count(self) -> int:
@@ -194,9 +199,33 @@ class SearchEngine:
 
         The photo is decoded larger than usual (a small box keeps its detail), then the box is cut out.
         """
-        draft = draft_side(self.parts.embedder.input_size) * REGION_DRAFT_FACTOR
-        image, box = crop_region(decode_image(data, self.parts.decode_limits, draft_size=draft, param=param), region)
+        image, box = crop_region(self._decode_large(data, param), region)
         return image, self.parts.embedder.embed([image])[0], box
+
+    def _decode_large(self, data: bytes, param: str) -> Image.Image:
+        draft = draft_side(self.parts.embedder.input_size) * REGION_DRAFT_FACTOR
+        return decode_image(data, self.parts.decode_limits, draft_size=draft, param=param)
+
+    def locate(self, image: Image.Image) -> list[Box]:
+        """The products in ``image`` (boxes in its pixels), main subject first, from the embedder's feature map
+        (SubjectUnavailable without one)."""
+        feature_maps = getattr(self.parts.embedder, "feature_maps", None)
+        if feature_maps is None:
+            raise RequestError(ErrorCode.SubjectUnavailable, model=self.parts.embedder.name)
+        return locate(image, feature_maps)
+
+    def _located_query(self, params: SearchParams, timings: dict[str, float]) -> tuple[Image.Image, Image.Image, np.ndarray, list[Box]]:
+        """The photo, its products (timed as ``locate_ms``), and the query: the main subject with ``crop``, else the photo."""
+        photo = self._decode_large(params.image, params.image_param)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        boxes = self.locate(photo)
+        timings["locate_ms"] = (time.perf_counter() - started) * 1000
+        image = photo.crop((boxes[0].x, boxes[0].y, boxes[0].x + boxes[0].width, boxes[0].y + boxes[0].height)) if self._crops(params) else photo
+        return photo, image, self.parts.embedder.embed([image])[0], boxes
+
+    def _crops(self, params: SearchParams) -> bool:
+        """Whether a photo search runs on the located main subject (the request's ``crop``, else ``subject_crop``)."""
+        return params.region is None and params.text is None and (params.crop if params.crop is not None else self.settings.subject_crop)
 
     def _candidate_features(self, image_ids: list[int]) -> dict[int, LocalFeatures]:
         """Local features of catalog images, from their thumbnails (cached: an image id never changes content)."""
@@ -336,22 +365,41 @@ class SearchEngine:
             raise RequestError(ErrorCode.MissingImage, params.image_param)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        image, box, floor = None, None, params.min_score
+        image, photo, box, boxes, floor = None, None, None, [], params.min_score
         if params.text is not None:
             vector, floor = self._embed_text(params.text), 0.0 if floor is None else floor
         elif params.region is not None:
             image, vector, box = self.embed_region(params.image, params.image_param, params.region)  # type: ignore[arg-type]
+        elif params.groups or self._crops(params):
+            photo, image, vector, boxes = self._located_query(params, timings)
+            box = in_original(photo, boxes[0]) if self._crops(params) else None
         else:
             image, vector = self.embed_query(params.image, params.image_param)  # type: ignore[arg-type]
-        timings["embed_ms"] = (time.perf_counter() - started) * 1000
+        timings["embed_ms"] = (time.perf_counter() - started) * 1000 - timings.get("locate_ms", 0.0)
+        page = self._rank_and_page(params, image, vector, floor, timings)
+        groups = self._group_pages(params, photo, boxes, floor) if photo is not None and params.groups else []
+        return replace(page, region=box, subject=in_original(photo, boxes[0]) if photo is not None and boxes else None, groups=groups)
+
+    def _rank_and_page(
+        self, params: SearchParams, image: Image.Image | None, vector: np.ndarray, floor: float | None, timings: dict[str, float]
+    ) -> SearchPage:
         started = time.perf_counter()
         if params.search_type == "same" and image is not None:
             chosen = self.rank_same(image, vector, params.ship_to, params.category_id, floor)
         else:
             chosen = self.rank_similar(vector, params.ship_to, params.category_id, floor)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
-        page = self._ranked_page(params, chosen, timings)
-        return replace(page, region=box) if box is not None else page
+        return self._ranked_page(params, chosen, timings)
+
+    def _group_pages(self, params: SearchParams, photo: Image.Image, boxes: list[Box], floor: float | None) -> list[SearchPage]:
+        """One first page per located product, each searched on its own box of ``photo``."""
+        crops = [photo.crop((box.x, box.y, box.x + box.width, box.y + box.height)) for box in boxes]
+        vectors = self.parts.embedder.embed(crops)
+        first_page = replace(params, page_no=None)
+        return [
+            replace(self._rank_and_page(first_page, crop, vector, floor, {}), region=in_original(photo, box))
+            for crop, vector, box in zip(crops, vectors, boxes, strict=True)
+        ]
 
     def _embed_text(self, text: str) -> np.ndarray:
         """``text`` in the photos' space, by the embedder's text tower (TextSearchUnavailable without one)."""
@@ -536,7 +584,11 @@ def same_thresholds_of(parts: Parts) -> SameThresholds:
     """The catalog's own calibration (``imagesearch calibrate``) if any, else the settings."""
     stored = parts.catalog.get_meta(CALIBRATION_KEY)
     if stored:
-        return SameThresholds.from_json(stored)
+        calibrated = SameThresholds.from_json(stored)
+        if calibrated.verifier == VERIFIER:
+            return calibrated
+        # Inlier counts of another verifier (an older version's ORB) mean nothing to this one: the settings apply
+        # until `imagesearch calibrate` runs again (`imagesearch info` says so).
     return SameThresholds(parts.settings.same_min_inliers, parts.settings.same_margin)
 
 

@@ -37,18 +37,19 @@ MAX_PAGE_SIZE = 50
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_NO = 10_000
 #: The fields of searchV2's param0, with our extensions page_no, page_size, start_row_key, category_id,
-#: min_score, region and collapse.
+#: min_score, region, crop and collapse.
 PARAM0_FIELDS = frozenset(
     {"search_type", "image_base64", "currency", "lang", "sort_type", "sort_order", "ship_to", "page_no", "page_size", "start_row_key",
-     "category_id", "min_score", "region", "collapse"}
+     "category_id", "min_score", "region", "crop", "collapse"}
 )
-#: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes), or a text (a CLIP-family embedder).
-V1_FIELDS = PARAM0_FIELDS | {"image_url", "text"}
+#: /v1/search also takes an image by URL (and a multipart ``file``, passed as bytes), or a text (a CLIP-family embedder),
+#: and can answer per product found in the photo (``groups``).
+V1_FIELDS = PARAM0_FIELDS | {"image_url", "text", "groups"}
 #: The longest text query, in characters (CLIP reads 77 tokens at most).
 MAX_TEXT = 300
 #: "More like this product" (/v1/products/{id}/similar): a search's options, without an image or a region, and
 #: "similar" only (so no search_type).
-SIMILAR_FIELDS = PARAM0_FIELDS - {"image_base64", "region", "search_type"}
+SIMILAR_FIELDS = PARAM0_FIELDS - {"image_base64", "region", "crop", "search_type"}
 DATA_URL = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 URL_SAFE = str.maketrans("-_", "+/")
 ROW_KEY = re.compile(r"([0-9a-f]{32}):([0-9]{1,5})")
@@ -83,6 +84,10 @@ class SearchParams:
     min_score: float | None = None
     #: Search this box of the photo instead of the whole photo.
     region: Region | None = None
+    #: Search the main subject the service locates in the photo instead of the whole photo (None: the service's default).
+    crop: bool | None = None
+    #: Also answer one group of results per product located in the photo, with its box.
+    groups: bool = False
     #: One result per item sold by several listings (near-identical images), with its offers.
     collapse: bool = False
     #: A text to search the images with instead of a photo ("red summer dress"; needs an embedder with a text tower).
@@ -157,9 +162,14 @@ def _min_score(raw: Mapping[str, Any]) -> float | None:
 
 
 def _flag(raw: Mapping[str, Any], name: str) -> bool:
+    return bool(_optional_flag(raw, name))
+
+
+def _optional_flag(raw: Mapping[str, Any], name: str) -> bool | None:
+    """A boolean option (true/false, 1/0 in a form or query string); None when not given."""
     value = raw.get(name)
     if value is None or value == "":
-        return False
+        return None
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "false", "0"):
@@ -285,6 +295,12 @@ def parse_params(
         raise RequestError(ErrorCode.InvalidText, "text", reason="finds similar products only: search_type same needs a photo")
     if text is not None and raw.get("region") is not None:
         raise RequestError(ErrorCode.InvalidText, "text", reason="cannot take a region: a region is a box of a photo")
+    crop, groups = _optional_flag(raw, "crop"), _flag(raw, "groups")
+    for name, asked in (("crop", crop), ("groups", groups)):
+        if asked and text is not None:
+            raise RequestError(ErrorCode.InvalidSubjectOption, name, reason="locates products in a photo: a text search has none")
+        if asked and raw.get("region") is not None:
+            raise RequestError(ErrorCode.InvalidSubjectOption, name, reason="cannot take a region: the region is already the box to search")
     sort_type = _choice(raw, "sort_type", SORT_TYPES, ErrorCode.InvalidSortType) or "best"
     sort_order = _choice(raw, "sort_order", SORT_ORDERS, ErrorCode.InvalidSortOrder) or DEFAULT_ORDER[sort_type]
     currency_text = _text(raw, "currency")
@@ -306,6 +322,8 @@ def parse_params(
         category_id=_category_id(raw),
         min_score=_min_score(raw),
         region=parse_region(raw.get("region")),
+        crop=crop,
+        groups=groups,
         collapse=_flag(raw, "collapse"),
         text=text,
     )

@@ -75,7 +75,8 @@ class Box(TypedDict):
 class SearchV2Result(TypedDict, total=False):
     """The ``result`` object of a successful searchV2 response (plain dicts: this is on every search's path).
 
-    ``region`` is our extension: the box searched, when the request gave one.
+    ``region`` and ``subject`` are our extensions: the box searched, when the request gave one (or asked ``crop``),
+    and the main subject located in the photo, when the request asked ``crop``.
     """
 
     ret: bool
@@ -85,6 +86,7 @@ class SearchV2Result(TypedDict, total=False):
     pagination: Pagination
     empty: bool
     region: Box
+    subject: Box
 
 
 class SearchV2Error(TypedDict):
@@ -189,9 +191,10 @@ def render(page: SearchPage, items: list[Presented]) -> SearchV2Result:
         "pagination": {"has_next": page.has_next, "page_no": page.page_no, "page_count": page.page_count, "page_size": page.page_size},
         "empty": not items,
     }
-    if page.region is not None:
-        x, y, width, height = page.region
-        result["region"] = {"x": x, "y": y, "width": width, "height": height}
+    for name, box in (("region", page.region), ("subject", page.subject)):
+        if box is not None:
+            x, y, width, height = box
+            result[name] = {"x": x, "y": y, "width": width, "height": height}  # type: ignore[literal-required]
     return result
 
 

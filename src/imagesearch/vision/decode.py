@@ -166,6 +166,13 @@ def crop_region(
     return cropped, (round(left), round(top), round(right - left), round(bottom - top))
 
 
+def in_original(image: Image.Image, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """A box (x, y, width, height) of a possibly reduced decode of a photo, in the original photo's pixels."""
+    width, height = image.info.get(ORIGINAL_SIZE, image.size)
+    scale_x, scale_y = width / image.width, height / image.height
+    return round(box[0] * scale_x), round(box[1] * scale_y), round(box[2] * scale_x), round(box[3] * scale_y)
+
+
 def draft_side(input_size: int) -> int:
     """The JPEG draft size for embedding: catalog images and queries must decode alike.
 
