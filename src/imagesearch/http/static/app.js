@@ -50,8 +50,45 @@ function setFile(file) {
   state.lastQueryUrl = URL.createObjectURL(file);
   $("query-preview").src = state.lastQueryUrl;
   $("preview").hidden = false;
+  showFound([]);
   showRegion(null);
   search();
+}
+
+/** Ask the service where the products in the photo are (`groups`), and offer each box as a button that searches it. */
+async function findProducts() {
+  showError("");
+  if (!state.file) return;
+  const form = new FormData();
+  form.append("file", state.file);
+  for (const [key, value] of Object.entries(options())) form.append(key, value);
+  form.append("groups", "true");
+  form.append("page_size", "1");
+  $("status").textContent = "Looking for the products in your photo…";
+  try {
+    const answer = await api("/v1/search", { method: "POST", body: form });
+    const image = $("query-preview");
+    const [width, height] = [image.naturalWidth, image.naturalHeight];
+    showFound((answer.groups || []).map((group) => [group.region.x / width, group.region.y / height,
+      group.region.width / width, group.region.height / height]));
+    $("status").textContent = `Found ${answer.groups.length} ${answer.groups.length === 1 ? "product" : "products"}: choose a box to search it.`;
+  } catch (err) { showError(err.message); }
+}
+
+/** The boxes found in the photo (fractions of it), numbered, each a button searching its box. */
+function showFound(boxes) {
+  const layer = $("found-boxes");
+  layer.replaceChildren();
+  boxes.forEach((box, position) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "found-box";
+    button.setAttribute("aria-label", `Search product ${position + 1} of the photo`);
+    button.appendChild(text("span", String(position + 1)));
+    [button.style.left, button.style.top, button.style.width, button.style.height] = box.map((value) => `${(value * 100).toFixed(2)}%`);
+    button.addEventListener("click", () => { showFound([]); showRegion(box.map((value) => Number(value.toFixed(4)))); search(); });
+    layer.appendChild(button);
+  });
 }
 
 /** Show (or hide) the chosen box over the preview, and offer the way back to the whole photo. */
@@ -78,6 +115,7 @@ function setupRegion() {
   const boxOf = (a, b) => [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.abs(a[0] - b[0]), Math.abs(a[1] - b[1])];
   image.addEventListener("pointerdown", (event) => {
     event.preventDefault();
+    showFound([]);
     start = at(event);
     image.setPointerCapture(event.pointerId);
   });
@@ -96,6 +134,7 @@ function setupRegion() {
     search();
   });
   $("whole-photo").addEventListener("click", () => { showRegion(null); search(); });
+  $("find-products").addEventListener("click", findProducts);
 }
 
 function options() {
