@@ -76,7 +76,7 @@ def test_info(imported: tuple[Path, Path], model_cache: Path) -> None:
     assert info["products"] == 8 and info["images"] == 10 and info["index"]["kind"] == "flat" and info["index"]["vectors"] == 10
     assert info["embedder"].startswith("efficientnet-lite0") and info["rates"]["base"] == "EUR"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["last_write_at"])
-    assert info["same_thresholds"]["source"] == "settings" and info["same_thresholds"]["min_inliers"] == 50
+    assert info["same_thresholds"]["source"] == "settings" and info["same_thresholds"]["min_inliers"] == 12
 
 
 def test_rates_import_ecb_xml(tmp_path: Path, model_cache: Path) -> None:
@@ -127,8 +127,8 @@ def test_calibrate_dry_run(imported: tuple[Path, Path], model_cache: Path) -> No
     _, data_dir = imported
     process = run(data_dir, model_cache, "calibrate", "--samples", "5", "--dry-run", "--progress")
     report = json.loads(process.stdout)
-    assert report["saved"] is False and report["positives"] == report["negatives"] == 40
-    assert 0.0 <= report["false_positive_rate"] <= 1.0 and report["min_inliers"] >= 10
+    assert report["saved"] is False and report["positives"] == report["negatives"] == 5 * 13
+    assert 0.0 <= report["false_positive_rate"] <= 1.0 and report["min_inliers"] >= 6
     assert "calibrate" in process.stderr and "5/5" in process.stderr  # the progress bar
 
 

@@ -1,8 +1,15 @@
-"""The eight ways a shop's photo of the same item differs from the catalog's.
+"""How a shop's photo of the same item differs from the catalog's.
 
-Used by the quality benchmark (copy-detection set) and by ``calibrate`` (which
-makes synthetic copies of catalog images to set the ``same`` threshold for the
-catalog at hand).  Each transformation is deterministic given its ``rng``.
+:data:`TRANSFORMS`: the eight ways a *copy* of the catalog's photo differs
+(cropped, shrunk, rotated, framed, marked, recoloured, mirrored, grey).
+:data:`SECOND_PHOTOS`: a *second photograph* of the item, which differs more: seen
+from another angle (a perspective warp), in other light, partly hidden, in
+another place (a new background), and all four at once.  Backgrounds and
+occluders are drawn clutter, so the sets need no other photos.
+
+Used by the quality benchmark and by ``calibrate`` (which makes both kinds from
+catalog images to set the ``same`` thresholds for the catalog at hand).  Each
+transformation is deterministic given its ``rng``.
 """
 
 from __future__ import annotations
@@ -10,8 +17,9 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
 
@@ -87,4 +95,78 @@ TRANSFORMS: dict[str, Transform] = {
     "color_jitter": color_jitter,
     "hflip": hflip,
     "grayscale": grayscale,
+}
+
+
+def clutter(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """A busy, unrelated picture: a shaded wall with coloured shapes and lines (a shelf, a table, a street)."""
+    picture = Image.new("RGB", size, tuple(int(v) for v in rng.integers(40, 220, 3)))
+    draw = ImageDraw.Draw(picture)
+    width, height = size
+    for _ in range(int(rng.integers(12, 24))):
+        x0, y0 = int(rng.integers(-width // 4, width)), int(rng.integers(-height // 4, height))
+        x1, y1 = x0 + int(rng.integers(width // 10, width // 2)), y0 + int(rng.integers(height // 10, height // 2))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        shape = int(rng.integers(3))
+        if shape == 0:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        elif shape == 1:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        else:
+            draw.line((x0, y0, x1, y1), fill=colour, width=int(rng.integers(2, 12)))
+    return picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 1.5))))
+
+
+def perspective(image: Image.Image, rng: np.random.Generator, background: Image.Image | None = None) -> Image.Image:
+    """Seen from another angle: each corner moved by up to 12 % of the size, on a canvas 30 % larger."""
+    width, height = image.size
+    canvas = (int(width * 1.3), int(height * 1.3))
+    source = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    shift = np.float32([(canvas[0] - width) / 2, (canvas[1] - height) / 2])
+    target = source + shift + rng.uniform(-0.12, 0.12, (4, 2)).astype(np.float32) * np.float32([width, height])
+    matrix = cv2.getPerspectiveTransform(source, target)
+    warped = cv2.warpPerspective(np.asarray(image.convert("RGB")), matrix, canvas, flags=cv2.INTER_LINEAR)
+    inside = cv2.warpPerspective(np.full((height, width), 255, np.uint8), matrix, canvas) > 0
+    behind = np.asarray((background or Image.new("RGB", canvas, (255, 255, 255))).resize(canvas))
+    return Image.fromarray(np.where(inside[:, :, None], warped, behind))
+
+
+def light(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Other light: brightness and contrast by up to 35 %, and a colour cast of up to 15 % per channel."""
+    image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.65, 1.35)))
+    image = ImageEnhance.Contrast(image).enhance(float(rng.uniform(0.7, 1.3)))
+    cast = rng.uniform(0.85, 1.15, 3).astype(np.float32)
+    return Image.fromarray(np.clip(np.asarray(image.convert("RGB"), np.float32) * cast, 0, 255).astype(np.uint8))
+
+
+def occlusion(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Partly hidden: a block of clutter over 6-20 % of the photo (a hand, a price tag, another product)."""
+    width, height = image.size
+    block = (max(1, int(width * rng.uniform(0.25, 0.45))), max(1, int(height * rng.uniform(0.25, 0.45))))
+    hidden = image.convert("RGB")
+    hidden.paste(clutter(block, rng), (int(rng.integers(0, width - block[0] + 1)), int(rng.integers(0, height - block[1] + 1))))
+    return hidden
+
+
+def new_background(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Somewhere else: the photo at 55-80 % of the side of a cluttered scene, at a random place."""
+    scale = float(rng.uniform(0.55, 0.8))
+    canvas = (int(image.width / scale), int(image.height / scale))
+    scene = clutter(canvas, rng)
+    scene.paste(image.convert("RGB"), (int(rng.integers(0, canvas[0] - image.width + 1)), int(rng.integers(0, canvas[1] - image.height + 1))))
+    return scene
+
+
+def second_photo(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """All of the above at once: other light, partly hidden, from another angle, in front of clutter."""
+    hidden = occlusion(light(image, rng), rng)
+    return perspective(hidden, rng, clutter((int(image.width * 1.3), int(image.height * 1.3)), rng))
+
+
+SECOND_PHOTOS: dict[str, Transform] = {
+    "perspective": perspective,
+    "light": light,
+    "occlusion": occlusion,
+    "new_background": new_background,
+    "second_photo": second_photo,
 }

@@ -4,8 +4,8 @@ How many geometric inliers (and how large a margin) separate a copy from a
 look-alike depends on the catalog: studio shots on one carpet share keypoints,
 flat drawings share CNN features.  So, as the benchmarks showed, thresholds are
 best set on the catalog itself: sample catalog photos (their thumbnails), make
-copies with the eight transformations of :mod:`imagesearch.evaluation`, and
-search each copy twice: as is (the original must be found: a positive), and
+copies with the eight transformations of :mod:`imagesearch.evaluation` and
+second photographs with its five others, and search each twice: as is (the original must be found: a positive), and
 with every product showing that photo left out (nothing should be found: a
 negative, exactly the case of a photo whose original is not in the catalog).
 The thresholds kept are those with the best recall at a false-positive rate of
@@ -24,12 +24,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..catalog.meta import CALIBRATION_KEY, CALIBRATION_REPORT_KEY
-from ..evaluation.transforms import TRANSFORMS
+from ..evaluation.transforms import SECOND_PHOTOS, TRANSFORMS
 from ..vision.decode import decode_image
 from .engine import SameEvidence, SearchEngine
 from .ranking import SameThresholds, select_same
 
-INLIER_GRID = (10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100, 150, 10**9)
+INLIER_GRID = (6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 10**9)
 MARGIN_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 10.0)
 
 
@@ -69,7 +69,7 @@ def calibrate_same(
         if image_id not in thumbnails:
             continue
         original = decode_image(thumbnails[image_id])
-        for transform in TRANSFORMS.values():
+        for transform in (*TRANSFORMS.values(), *SECOND_PHOTOS.values()):
             copy = _reencoded(transform(original, rng))
             vector = embedder.embed([copy])[0]
             positives.append((engine.same_evidence(copy, vector, None), product_pk))

@@ -5,7 +5,7 @@ Pure functions over plain data, so each rule is tested on its own.
 * A product's score is its best image's score (its matched image is kept).
 * ``similar`` keeps products above a minimum score, best first, up to a cap.
 * ``same`` looks at the few best candidates (within a window of the top
-  score) and keeps those that are verified as the same photograph by local
+  score) and keeps those that are verified as the same item by local
   features (enough geometric inliers, :mod:`imagesearch.vision.verify`), or
   that stand far above the query's background (the mean score of the products
   ranked 5th to 15th) for pictures too plain for keypoints.  Both thresholds
@@ -21,6 +21,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from ..vision.verify import VERIFIER
 from .results import RankedItem
 
 BACKGROUND_RANKS = (4, 15)
@@ -33,14 +34,16 @@ class SameThresholds:
     min_inliers: int
     margin: float
     source: str = "settings"
+    #: The verifier whose inlier counts ``min_inliers`` is in (calibrations before it was recorded: ORB's).
+    verifier: str = VERIFIER
 
     def to_json(self) -> str:
-        return json.dumps({"min_inliers": self.min_inliers, "margin": self.margin, "source": self.source})
+        return json.dumps({"min_inliers": self.min_inliers, "margin": self.margin, "source": self.source, "verifier": self.verifier})
 
     @classmethod
     def from_json(cls, text: str) -> SameThresholds:
         data = json.loads(text)
-        return cls(int(data["min_inliers"]), float(data["margin"]), str(data.get("source", "calibration")))
+        return cls(int(data["min_inliers"]), float(data["margin"]), str(data.get("source", "calibration")), str(data.get("verifier", "orb")))
 
 
 def aggregate(scores: np.ndarray, image_ids: np.ndarray, owners: np.ndarray) -> list[RankedItem]:

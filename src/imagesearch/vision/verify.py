@@ -1,13 +1,18 @@
-"""Geometric verification: is this the same photograph, cropped, rotated, recoloured?
+"""Geometric verification: is this the same item, photographed again or copied?
 
-A CNN embedding says "looks alike"; it cannot tell a copy of a catalog photo
-from a photo of a similar item, and copies that were shrunk, rotated or framed
-lose much of their cosine score.  Local features can: ORB keypoints matched
-between the query and a candidate's stored thumbnail, then filtered by RANSAC
-to those consistent with one similarity transform (rotation, scale, shift).
-A copy keeps dozens to hundreds of such inliers; two different photos rarely
-more than a handful (see BENCHMARKS.md for the distributions).  The mirrored
-query is matched too, since shops flip photos.
+A CNN embedding says "looks alike"; it cannot tell the same item from a similar
+one.  Local features can: RootSIFT keypoints (SIFT descriptors, L1-normalised
+and square-rooted, so matching them by L2 compares them by the Hellinger kernel)
+of the query and of a candidate's stored thumbnail, matched by Lowe's ratio
+test, one to one, then filtered by RANSAC to those consistent with one
+homography: the same flat-ish surface seen from another viewpoint.  SIFT
+survives the viewpoint, scale and light changes of a second photograph, where
+ORB keypoints found mostly copies.  Degenerate fits are rejected (a mirrored or
+collapsed mapping, a strongly projective one, or inliers bunched in a corner),
+since a chance fit on a few repeated textures otherwise collects many
+"inliers".  A copy or a second photograph of the same item keeps dozens of
+inliers; two different items rarely more than a handful (see BENCHMARKS.md for
+the distributions).  The mirrored query is matched too, since shops flip photos.
 """
 
 from __future__ import annotations
@@ -20,37 +25,50 @@ from PIL import Image, ImageOps
 
 from .decode import THUMBNAIL_SIDE
 
+#: Name of the verifier; stored with calibrated thresholds, which mean nothing to another verifier.
+VERIFIER = "rootsift-homography"
 #: Side of the images features are extracted from: the catalog's thumbnail size.
 FEATURE_SIDE = THUMBNAIL_SIDE
-MIN_MATCHES = 5
+#: Keypoints kept per image (the strongest).
+MAX_FEATURES = 500
+#: Lowe's ratio test: a match counts only if clearly better than the second best.
 RATIO = 0.8
-REPROJECTION_PX = 4.0
+#: Fewer matches than this cannot support a homography worth the name.
+MIN_MATCHES = 8
+#: RANSAC's reprojection tolerance, as a share of the candidate's long side.
+REPROJECTION_SHARE = 0.02
+#: The homography's linear part may scale areas by 1/10 to 10 (further: a degenerate fit).
+MAX_AREA_SCALE = 10.0
+#: Its projective part may change the scale across the picture by at most this much (a strong tilt).
+MAX_PROJECTIVE = 0.5
+#: The inliers must spread over at least this share of each image (not a clump on one texture).
+MIN_SPREAD = 0.01
 
 cv2.setNumThreads(1)  # requests run in parallel threads already; nested pools only contend
 
 
 @dataclass(frozen=True)
 class LocalFeatures:
-    """ORB keypoint positions and binary descriptors of one image."""
+    """RootSIFT keypoint positions and descriptors of one image, and the size they were found at."""
 
     points: np.ndarray
     descriptors: np.ndarray | None
+    size: tuple[int, int]
 
     def __len__(self) -> int:
         return len(self.points)
 
 
-def _orb() -> cv2.ORB:
-    return cv2.ORB_create(nfeatures=500, fastThreshold=10, edgeThreshold=15, patchSize=15)
-
-
 def extract(image: Image.Image) -> LocalFeatures:
-    """ORB features of ``image`` seen at thumbnail scale."""
-    view = image.copy()
-    view.thumbnail((FEATURE_SIDE, FEATURE_SIDE))
-    keypoints, descriptors = _orb().detectAndCompute(np.asarray(view.convert("L")), None)
-    points = np.float32([keypoint.pt for keypoint in keypoints]) if keypoints else np.zeros((0, 2), np.float32)
-    return LocalFeatures(points, descriptors)
+    """RootSIFT features of ``image`` seen at thumbnail scale (a smaller picture is enlarged to it: a shrunken copy
+    keeps too few pixels for keypoints at its own size, and comes back to life at the catalog's)."""
+    scale = FEATURE_SIDE / max(image.size)
+    view = image.convert("RGB").resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    keypoints, descriptors = cv2.SIFT_create(nfeatures=MAX_FEATURES).detectAndCompute(np.asarray(view.convert("L")), None)
+    if descriptors is None or not keypoints:
+        return LocalFeatures(np.zeros((0, 2), np.float32), None, view.size)
+    descriptors = np.sqrt(descriptors / np.maximum(descriptors.sum(axis=1, keepdims=True), 1e-7)).astype(np.float32)
+    return LocalFeatures(np.float32([keypoint.pt for keypoint in keypoints]), descriptors, view.size)
 
 
 def extract_with_mirror(image: Image.Image) -> tuple[LocalFeatures, LocalFeatures]:
@@ -59,17 +77,40 @@ def extract_with_mirror(image: Image.Image) -> tuple[LocalFeatures, LocalFeature
 
 
 def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
-    """Matches consistent with one similarity transform from ``query`` to ``candidate``."""
+    """Matches consistent with one plausible homography from ``query`` to ``candidate`` (0 if none is)."""
     if query.descriptors is None or candidate.descriptors is None or len(query) < MIN_MATCHES or len(candidate) < MIN_MATCHES:
         return 0
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, candidate.descriptors, k=2)
-    good = [pair[0] for pair in pairs if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance]
-    if len(good) < MIN_MATCHES:
+    best: dict[int, cv2.DMatch] = {}  # one to one: each candidate keypoint keeps its best query match
+    for pair in cv2.BFMatcher(cv2.NORM_L2).knnMatch(query.descriptors, candidate.descriptors, k=2):
+        if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance:
+            kept = best.get(pair[0].trainIdx)
+            if kept is None or pair[0].distance < kept.distance:
+                best[pair[0].trainIdx] = pair[0]
+    if len(best) < MIN_MATCHES:
         return 0
-    source = query.points[[match.queryIdx for match in good]]
-    target = candidate.points[[match.trainIdx for match in good]]
-    _, mask = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX)
-    return int(mask.sum()) if mask is not None else 0
+    source = query.points[[match.queryIdx for match in best.values()]]
+    target = candidate.points[[match.trainIdx for match in best.values()]]
+    homography, mask = cv2.findHomography(source, target, cv2.RANSAC, REPROJECTION_SHARE * max(candidate.size))
+    if homography is None or mask is None:
+        return 0
+    kept_mask = mask.ravel().astype(bool)
+    if not plausible(homography, query.size) or not spread(source[kept_mask], query.size) or not spread(target[kept_mask], candidate.size):
+        return 0
+    return int(kept_mask.sum())
+
+
+def plausible(homography: np.ndarray, size: tuple[int, int]) -> bool:
+    """Whether a homography could map one photo of a thing onto another: not mirrored, collapsed or wildly tilted."""
+    determinant = float(np.linalg.det(homography[:2, :2]))
+    tilt = abs(float(homography[2, 0])) * size[0] + abs(float(homography[2, 1])) * size[1]
+    return 1 / MAX_AREA_SCALE < determinant < MAX_AREA_SCALE and tilt < MAX_PROJECTIVE
+
+
+def spread(points: np.ndarray, size: tuple[int, int]) -> bool:
+    """Whether ``points`` cover at least :data:`MIN_SPREAD` of an image of ``size`` (their convex hull's area)."""
+    if len(points) < 4:
+        return False
+    return cv2.contourArea(cv2.convexHull(points.astype(np.float32))) >= MIN_SPREAD * size[0] * size[1]
 
 
 def best_inliers(query: tuple[LocalFeatures, LocalFeatures], candidate: LocalFeatures) -> int:
