@@ -1,7 +1,7 @@
 """Packshot catalogs: shopper-style photos searched against studio packshots of the same products.
 
-    python bench/packshots.py                  # every trim variant
-    python bench/packshots.py --variants none  # one
+    python bench/packshots.py                         # every variant
+    python bench/packshots.py --variants frame rmac   # some
 
 Built from clothing-small (documented in BENCHMARKS.md, "Packshots"): each train photo's
 garment is cut out with OpenCV's GrabCut (initialised with the central 90 % of the photo) and
@@ -20,10 +20,14 @@ placed on a plain white square with a 12 % margin: a studio packshot.  The catal
   photos, searched among the original photos (Recall@1), to see what each variant does to
   near-copies (the ``border`` transformation adds a 20 % white frame).
 
-The trim variants, each through the real decode and embed path (exhaustive cosine search, so the
-index plays no part): ``none`` (no trimming), ``frame`` (today's: only bands whose inner side is a
+Each variant runs through the real decode and embed path (exhaustive cosine search, so the index
+plays no part).  Trimming: ``none`` (no trimming), ``frame`` (only bands whose inner side is a
 straight picture edge) and ``bbox`` (the earlier trim: to the bounding box of whatever differs from
-the border colour, which crops a packshot to its product).
+the border colour, which crops a packshot to its product).  Descriptors (frame trimming): the
+pooling, the input side and the views of :data:`VARIANTS`.  Each also reports the photo catalog
+(the train photos searched by the test photos: P@1 and mAP@10 by class), and every figure again
+with the vectors centred on a mean before the cosine (the catalog-mean centring lever), and what
+the located boxes achieve (``crop`` and ``groups``: :func:`located_figures`).
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from common import RESULTS, batched, dataset_split, machine, today
 from PIL import Image
 
 from imagesearch.config import load_settings
+from imagesearch.evaluation.metrics import average_precision_at
 from imagesearch.evaluation.transforms import TRANSFORMS
-from imagesearch.vision import preprocess
+from imagesearch.vision import preprocess, subject
 from imagesearch.vision.decode import decode_image, draft_side
 from imagesearch.workspace import Workspace
 
@@ -49,7 +54,21 @@ PACKSHOTS = RESULTS / "packshots"
 ITEM_QUERIES = 600
 COPY_ORIGINALS = 500
 MARGIN = 0.12
-VARIANTS = ("none", "frame", "bbox")
+#: The descriptor before 2026-11-29's change: one centre crop and its mirror, GeM-pooled.
+EARLIER = {"pooling": "gem", "resize": "crop", "flip": True}
+#: name -> settings; "bbox" also turns the frame test off (every plain side is cut, the earlier trim).
+VARIANTS: dict[str, dict] = {
+    "none": {**EARLIER, "trim": False},
+    "frame": EARLIER,
+    "bbox": EARLIER,
+    "rmac": {**EARLIER, "pooling": "rmac"},
+    "gem-320": {**EARLIER, "input_size": 320},
+    "rmac-320": {**EARLIER, "pooling": "rmac", "input_size": 320},
+    "rmac-320-inner": {"pooling": "rmac", "input_size": 320, "resize": "crop,inner", "flip": False},
+    "gem-inner": {"pooling": "gem", "resize": "crop,inner", "flip": False},
+    "rmac-inner": {"pooling": "rmac", "resize": "crop,inner", "flip": False},  # today's default
+    "rmac-inner-flip": {"pooling": "rmac", "resize": "crop,inner", "flip": True},
+}
 FRAME_EDGE_SHARE = preprocess.TRIM_EDGE_SHARE
 
 
@@ -125,12 +144,60 @@ def recall_at(scores: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float((top == truth[:, None]).any(axis=1).mean())
 
 
+def located_figures(workspace: Workspace, scenes: list[Image.Image], truths: list[tuple[int, int, int, int]], catalog: np.ndarray,
+                    items: np.ndarray, photos: list[Image.Image]) -> dict:
+    """What the located boxes do (``crop`` and ``groups`` of /v1/search): on the cluttered scenes, Recall@1 of the
+    main subject's box, and of the best group (the product first in any group's results); how often a group's box
+    covers the product (IoU > 0.5); and on the plain item photos, Recall@1 with the query cropped to its main subject."""
+    feature_maps = workspace.embedder.feature_maps  # type: ignore[attr-defined]
+    main_hits, group_hits, found, groups, millis = [], [], [], [], []
+    for scene, truth, wanted in zip(scenes, truths, items):
+        started = time.perf_counter()
+        located = subject.locate(scene, feature_maps)
+        millis.append((time.perf_counter() - started) * 1000)
+        crops = [scene.crop((box.x, box.y, box.x + box.width, box.y + box.height)) for box in located]
+        best = np.argmax(workspace.embedder.embed(crops) @ catalog.T, axis=1)
+        main_hits.append(best[0] == wanted)
+        group_hits.append(bool((best == wanted).any()))
+        found.append(max(overlap(box, (truth[0], truth[1], truth[2] - truth[0], truth[3] - truth[1])) for box in located) > 0.5)
+        groups.append(len(located))
+    cropped = []
+    for photo in photos:
+        box = subject.locate(photo, feature_maps)[0]
+        cropped.append(photo.crop((box.x, box.y, box.x + box.width, box.y + box.height)))
+    item_scores = embed(workspace, cropped) @ catalog.T
+    return {
+        "shopper_main_box_recall_at_1": float(np.mean(main_hits)), "shopper_any_group_recall_at_1": float(np.mean(group_hits)),
+        "shopper_product_boxed": float(np.mean(found)), "groups_per_scene": float(np.mean(groups)),
+        "locate_ms_p50": float(np.median(millis)), "item_cropped_recall_at_1": recall_at(item_scores, items, 1),
+    }
+
+
+def overlap(box: Sequence[int], truth: Sequence[int]) -> float:
+    """Intersection over union of two (x, y, width, height) boxes."""
+    width = min(box[0] + box[2], truth[0] + truth[2]) - max(box[0], truth[0])
+    height = min(box[1] + box[3], truth[1] + truth[3]) - max(box[1], truth[1])
+    inter = max(0, width) * max(0, height)
+    return inter / (box[2] * box[3] + truth[2] * truth[3] - inter)
+
+
+def class_metrics(scores: np.ndarray, gallery_labels: np.ndarray, query_labels: np.ndarray) -> dict:
+    """P@1 and mAP@10 by class (as ``bench/quality.py`` computes them) of each query's ranking of the gallery."""
+    top = np.argsort(-scores, axis=1)[:, :10]
+    counts = {label: int((gallery_labels == label).sum()) for label in set(gallery_labels)}
+    relevant = gallery_labels[top] == query_labels[:, None]
+    ap = [average_precision_at(list(row), 10, counts[label]) for row, label in zip(relevant, query_labels)]
+    return {"p_at_1": float(relevant[:, 0].mean()), "map_at_10": float(np.mean(ap))}
+
+
 def run_variant(variant: str, train: list[tuple[Path, str]], test: list[tuple[Path, str]], packs: list[Path]) -> dict:
     preprocess.TRIM_EDGE_SHARE = 0.0 if variant == "bbox" else FRAME_EDGE_SHARE  # 0: every plain side is cut (the earlier trim)
-    settings = load_settings(RESULTS / "packshots-data").with_overrides(model_cache_dir=str(RESULTS / "models"), trim=variant != "none")
+    settings = load_settings(RESULTS / "packshots-data").with_overrides(model_cache_dir=str(RESULTS / "models"), **VARIANTS[variant])
     workspace = Workspace(settings)
+    _ = workspace.embedder
     started = time.perf_counter()
     catalog = embed(workspace, [path.read_bytes() for path in packs])
+    catalog_rate = len(packs) / (time.perf_counter() - started)
     rng = np.random.default_rng(5)
     items = np.sort(rng.choice(len(train), ITEM_QUERIES, replace=False))
     originals = embed(workspace, [path.read_bytes() for path, _ in train])
@@ -145,6 +212,7 @@ def run_variant(variant: str, train: list[tuple[Path, str]], test: list[tuple[Pa
     scene_vectors = embed(workspace, scenes)
     region_vectors = embed(workspace, [picture.crop(box) for picture, box in zip(scenes, boxes)])
     shopper_scores, region_scores = scene_vectors @ catalog.T, region_vectors @ catalog.T
+    located = located_figures(workspace, scenes, boxes, catalog, items, [decode_image(train[int(i)][0].read_bytes()) for i in items])
     test_vectors = embed(workspace, [path.read_bytes() for path, _ in test])
     labels = np.array([label for _, label in train])
     top = np.argmax(test_vectors @ catalog.T, axis=1)
@@ -170,10 +238,10 @@ def run_variant(variant: str, train: list[tuple[Path, str]], test: list[tuple[Pa
             "shopper_region_recall_at_1": recall_at(normalised(region_vectors - mean) @ centred.T, items, 1),
         }
     photo_mean = originals.mean(0)  # photo -> photo (the catalog is the train photos): its own mean is the right domain
-    top = np.argmax(normalised(test_vectors - photo_mean) @ normalised(originals - photo_mean).T, axis=1)
-    centring["photo_catalog_similar_p_at_1"] = {
-        "raw": float((train_labels[np.argmax(test_vectors @ originals.T, axis=1)] == np.array([label for _, label in test])).mean()),
-        "centred": float((train_labels[top] == np.array([label for _, label in test])).mean()),
+    test_labels = np.array([label for _, label in test])
+    photo_catalog = {
+        "raw": class_metrics(test_vectors @ originals.T, train_labels, test_labels),
+        "centred": class_metrics(normalised(test_vectors - photo_mean) @ normalised(originals - photo_mean).T, train_labels, test_labels),
     }
     return {
         "variant": variant,
@@ -182,13 +250,14 @@ def run_variant(variant: str, train: list[tuple[Path, str]], test: list[tuple[Pa
         "shopper_region_recall_at_1": recall_at(region_scores, items, 1),
         "similar_p_at_1": similar_p1, "copies_recall_at_1": copies,
         "copies_mean": float(np.mean(list(copies.values()))), "seconds": round(time.perf_counter() - started, 1),
-        "centring": centring,
+        "catalog_images_per_second": round(catalog_rate, 1), "photo_catalog": photo_catalog, "centring": centring,
+        "located": located,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     train = dataset_split("clothing-small", "train")
     test = dataset_split("clothing-small", "test")

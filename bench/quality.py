@@ -7,13 +7,16 @@ Catalog = the train split (3,068 photos, one product each), imported with
 ``import_file`` into a scratch data directory.  "similar": the 372 test photos
 as queries, ranked by ``SearchEngine.rank_similar``; Precision@1, Precision@10
 and mAP@10 overall and by class.  "same": 500 catalog photos x 8
-transformations (``evaluation.transforms``); Recall@1 of the ranking per
+transformations (``evaluation.transforms.TRANSFORMS``: copies) and x 5 more
+(``SECOND_PHOTOS``: second photographs: a perspective warp, other light, an
+occlusion, a new background, and all four at once); Recall@1 of the ranking per
 transformation; and the ``same`` decision of ``SearchEngine.rank_same``
-(geometric verification + margin): the share of copies whose original it
-returns, and the share of queries whose original is NOT in the catalog
-(validation and test photos under the same transformations) for which it
-returns anything.  Thresholds are swept and chosen on validation negatives for
-at most 1 % false positives, then reported on test negatives.  A perceptual
+(geometric verification + margin): the share of copies and of second
+photographs whose original it returns, and the share of queries whose original
+is NOT in the catalog (each validation and test photo under one of the 13
+transformations, in turn) for which it returns anything.  Thresholds are swept
+and chosen on validation negatives for at most 0.5 % false positives, then
+reported on test negatives.  A perceptual
 hash (imagehash pHash) baseline runs on the same data in the same process.
 """
 
@@ -34,7 +37,7 @@ from PIL import Image
 
 from imagesearch.config import load_settings
 from imagesearch.evaluation.metrics import average_precision_at, precision_at
-from imagesearch.evaluation.transforms import TRANSFORMS
+from imagesearch.evaluation.transforms import SECOND_PHOTOS, TRANSFORMS
 from imagesearch.ingest.importer import import_file
 from imagesearch.search.calibration import calibrate_same
 from imagesearch.search.engine import SameEvidence, SearchEngine
@@ -42,8 +45,10 @@ from imagesearch.search.ranking import select_same
 from imagesearch.workspace import Workspace
 
 COPY_ORIGINALS = 500
-MAX_FP = 0.01
-INLIER_GRID = [10, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100, 10**9]
+MAX_FP = 0.005
+INLIER_GRID = [6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 10**9]
+#: Copies and second photographs: every transformation the ``same`` decision is asked to see through.
+ALL_TRANSFORMS = {**TRANSFORMS, **SECOND_PHOTOS}
 MARGIN_GRID = [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 10.0]
 
 
@@ -95,13 +100,22 @@ def similar_metrics(ranked_labels: list[list[str]], query_labels: list[str], gal
     }
 
 
-def transformed(paths: list[Path], seed: int) -> Iterator[tuple[Image.Image, str, int]]:
+def transformed(paths: list[Path], seed: int, transforms: dict = TRANSFORMS) -> Iterator[tuple[Image.Image, str, int]]:
     """Each path under each transformation: (image, transformation, index of the path), lazily."""
     rng = np.random.default_rng(seed)
     for index, path in enumerate(paths):
         original = load_image(path)
-        for name, transform in TRANSFORMS.items():
+        for name, transform in transforms.items():
             yield transform(original, rng), name, index
+
+
+def transformed_once(paths: list[Path], seed: int) -> Iterator[tuple[Image.Image, str, int]]:
+    """Each path under one transformation (copies and second photographs in turn): the negatives."""
+    rng = np.random.default_rng(seed)
+    names = list(ALL_TRANSFORMS)
+    for index, path in enumerate(paths):
+        name = names[index % len(names)]
+        yield ALL_TRANSFORMS[name](load_image(path), rng), name, index
 
 
 def phash_baseline(gallery: list[Path], gallery_labels: list[str], queries: list[Path], query_labels: list[str],
@@ -183,16 +197,19 @@ def main() -> None:
         return evidence, names, sources
 
     started = time.perf_counter()
-    copy_evidence, copy_names, copy_sources = evidence_of(transformed(copy_paths, args.seed))
+    copy_evidence, copy_names, copy_sources = evidence_of(transformed(copy_paths, args.seed, ALL_TRANSFORMS))
     same_ms = (time.perf_counter() - started) / len(copy_evidence) * 1000
     names = np.array(copy_names)
     pk_of_index = {index: pk for pk, index in train_index_of.items()}
     truth = [pk_of_index[originals[source]] for source in copy_sources]
     top1 = np.array([bool(ev.ranked) and ev.ranked[0].product_pk == pk for ev, pk in zip(copy_evidence, truth)])
-    recall_at_1 = {name: round(float(top1[names == name].mean()), 3) for name in TRANSFORMS}
-    recall_at_1["all"] = round(float(top1.mean()), 3)
+    copies_only = np.isin(names, list(TRANSFORMS))
+    recall_at_1 = {name: round(float(top1[names == name].mean()), 3) for name in ALL_TRANSFORMS}
+    recall_at_1["all"] = round(float(top1[copies_only].mean()), 3)
+    recall_at_1["all_second_photos"] = round(float(top1[~copies_only].mean()), 3)
+    candidate_recall = np.array([any(item.product_pk == pk for item in ev.candidates) for ev, pk in zip(copy_evidence, truth)])
     negative_evidence = {
-        split: evidence_of(transformed([path for path, _ in items], args.seed + 1))[0]
+        split: evidence_of(transformed_once([path for path, _ in items], args.seed + 1))[0]
         for split, items in (("validation", validation), ("test", test))
     }
 
@@ -208,17 +225,18 @@ def main() -> None:
     for margin in MARGIN_GRID:
         for min_inliers in INLIER_GRID:
             hits, fp = rates(min_inliers, margin)
-            sweep.append({"min_inliers": min_inliers, "margin": margin, "recall": round(float(hits.mean()), 3),
+            sweep.append({"min_inliers": min_inliers, "margin": margin, "recall": round(float(hits[copies_only].mean()), 3),
+                          "recall_second_photos": round(float(hits[~copies_only].mean()), 3),
                           "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4)})
     feasible = [row for row in sweep if row["fp_validation"] <= MAX_FP]
-    best = max(feasible, key=lambda row: (row["recall"], -row["fp_validation"]))
+    best = max(feasible, key=lambda row: (row["recall"] + row["recall_second_photos"], -row["fp_validation"]))
     calibration = calibrate_same(engine, samples=100, max_fp=MAX_FP, save=False)
     hits, fp = rates(calibration.thresholds.min_inliers, calibration.thresholds.margin)
     calibrated_figures = {
         "min_inliers": calibration.thresholds.min_inliers, "margin": calibration.thresholds.margin,
         "on_synthetic_copies": {"recall": calibration.recall, "fp": calibration.false_positive_rate},
-        "recall": round(float(hits.mean()), 3), "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4),
-        "seconds": round(calibration.seconds, 1),
+        "recall": round(float(hits[copies_only].mean()), 3), "recall_second_photos": round(float(hits[~copies_only].mean()), 3),
+        "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4), "seconds": round(calibration.seconds, 1),
     }
     settings = workspace.settings
     hits, fp = rates(settings.same_min_inliers, settings.same_margin)
@@ -226,14 +244,15 @@ def main() -> None:
         "configured": {
             "min_inliers": settings.same_min_inliers, "margin": settings.same_margin,
             "candidates": settings.same_candidates, "window": settings.same_window, "min_score": settings.same_min_score,
-            "recall": round(float(hits.mean()), 3),
-            "recall_by_transform": {name: round(float(hits[names == name].mean()), 3) for name in TRANSFORMS},
+            "recall": round(float(hits[copies_only].mean()), 3), "recall_second_photos": round(float(hits[~copies_only].mean()), 3),
+            "recall_by_transform": {name: round(float(hits[names == name].mean()), 3) for name in ALL_TRANSFORMS},
             "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4),
         },
-        "best_at_1pct_fp_on_validation": best,
+        "best_at_max_fp_on_validation": best,
         "catalog_calibrated": calibrated_figures,
-        "margin_only_at_1pct_fp": max((row for row in feasible if row["min_inliers"] == 10**9), key=lambda row: row["recall"]),
+        "margin_only_at_max_fp": max((row for row in feasible if row["min_inliers"] == 10**9), key=lambda row: row["recall"]),
         "evidence_ms_per_query": round(same_ms, 1),
+        "original_among_candidates": {name: round(float(candidate_recall[names == name].mean()), 3) for name in ALL_TRANSFORMS},
         "sweep": sweep,
     }
     report = {
