@@ -8,6 +8,7 @@ search path and its errors.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import write_catalog
+from conftest import jpeg_bytes, write_catalog
 
 from imagesearch.errors import ErrorCode, ImageSearchError, RequestError
 from imagesearch.ingest.importer import import_file
 from imagesearch.search.engine import SearchEngine
+from imagesearch.search.params import V1_FIELDS
 from imagesearch.vision.synthetic import product_image
 from imagesearch.workspace import Workspace
 
@@ -56,6 +58,11 @@ def test_a_text_searches_the_photos_and_pages_like_a_photo(clip_workspace: Works
         assert second.page_no == 2 and len(second.items) == 5
         shipped = engine.search(engine.parse({"text": "a red product", "ship_to": "FR"}, fields=frozenset({"text", "ship_to"})))
         assert all(item.product.ship_to is None or "FR" in item.product.ship_to for item in shipped.items)
+        for option in ("crop", "groups"):  # CLIP's image tower answers one vector: no feature map to locate products on
+            photo = base64.b64encode(jpeg_bytes(product_image(3))).decode()
+            with pytest.raises(RequestError) as caught:
+                engine.search(engine.parse({"image_base64": photo, option: True}, fields=V1_FIELDS))
+            assert caught.value.code == ErrorCode.SubjectUnavailable and "feature map" in caught.value.message
     finally:
         engine.close()
 
