@@ -108,3 +108,15 @@ def test_rmac_sums_normalised_region_maxima() -> None:
     assert rmac[0] < 0.9 * gem[0] / np.linalg.norm(gem)  # the corner's cell does not swamp the quarter's object
     with pytest.raises(Exception, match="pooling must be one of"):
         pooling.pool(maps, "median")
+
+
+def test_only_the_query_s_subject_keypoints_count() -> None:
+    """Restricted to its left half, the query keeps the keypoints there; its mirror image keeps those of the right half."""
+    photo = Image.new("RGB", (640, 320), (255, 255, 255))
+    photo.paste(textured(1), (0, 0))
+    photo.paste(textured(2), (320, 0))
+    whole, _ = extract_with_mirror(photo)
+    direct, mirrored = extract_with_mirror(photo, (0.0, 0.0, 0.5, 1.0))
+    assert 0 < len(direct) < len(whole) and (direct.points[:, 0] <= 0.5 * direct.size[0]).all()
+    assert len(mirrored) and (mirrored.points[:, 0] >= 0.5 * mirrored.size[0]).all()
+    assert best_inliers((direct, mirrored), extract(textured(1))) >= 20 and best_inliers((direct, mirrored), extract(textured(2))) < 12

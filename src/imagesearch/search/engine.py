@@ -214,6 +214,13 @@ class SearchEngine:
             raise RequestError(ErrorCode.SubjectUnavailable, model=self.parts.embedder.name)
         return locate(image, feature_maps)
 
+    def _subject_share(self, image: Image.Image) -> tuple[float, float, float, float] | None:
+        """The main subject of ``image`` as fractions of it (left, top, right, bottom), if the embedder can locate it."""
+        if getattr(self.parts.embedder, "feature_maps", None) is None:
+            return None
+        box = self.locate(image)[0]
+        return box.x / image.width, box.y / image.height, (box.x + box.width) / image.width, (box.y + box.height) / image.height
+
     def _located_query(self, params: SearchParams, timings: dict[str, float]) -> tuple[Image.Image, Image.Image, np.ndarray, list[Box]]:
         """The photo, its products (timed as ``locate_ms``), and the query: the main subject with ``crop``, else the photo."""
         photo = self._decode_large(params.image, params.image_param)  # type: ignore[arg-type]
@@ -301,7 +308,7 @@ class SearchEngine:
         if only is not None:  # the background stays the whole catalog's: only the answers must pass the filters
             candidates = [item for item in candidates if only.contains(item.image_id)]
         features = self._candidate_features([item.image_id for item in candidates])
-        query = extract_with_mirror(image) if candidates else None
+        query = extract_with_mirror(image, self._subject_share(image)) if candidates else None
         inliers = {
             item.product_pk: best_inliers(query, features[item.image_id])
             for item in candidates

@@ -151,14 +151,21 @@ def to_batch(images: Sequence[Image.Image], size: int, mode: str, flip: bool, po
     With ``flip`` the batch holds, after the originals, their mirror images, so
     the caller can average each view with its mirror (flip invariance).
     """
-    def prepare(image: Image.Image) -> np.ndarray:
-        return np.asarray(fit_square(image, size, mode), dtype=np.float32)
+    count = len(images)
+    batch = np.empty((count * (2 if flip else 1), 3, size, size), dtype=np.float32)
 
-    arrays = list(pool.map(prepare, images)) if pool is not None and len(images) > 1 else [prepare(image) for image in images]
-    batch = np.stack(arrays).transpose(0, 3, 1, 2)
-    if flip:
-        batch = np.concatenate([batch, batch[:, :, :, ::-1]])
-    return np.ascontiguousarray(batch)
+    def prepare(index: int) -> None:  # written straight into the batch, channels first: no stacking copy after
+        pixels = np.asarray(fit_square(images[index], size, mode)).transpose(2, 0, 1)
+        batch[index] = pixels
+        if flip:
+            batch[count + index] = pixels[:, :, ::-1]
+
+    if pool is not None and count > 1:
+        list(pool.map(prepare, range(count)))
+    else:
+        for index in range(count):
+            prepare(index)
+    return batch
 
 
 def embed_views(
