@@ -118,7 +118,7 @@ class Settings:
     same_candidates: int = 10
     same_window: float = 0.1
     same_min_score: float = 0.5
-    same_min_inliers: int = 12
+    same_min_inliers: int = 20
     same_margin: float = 0.2
     #: Collapsed results: listings whose matched images score at least this together are one item.
     collapse_min_score: float = 0.97

@@ -181,11 +181,9 @@ def embed_views(
     ``features`` on the raw 0-255 NCHW batch, and average the L2-normalised views into one unit row per image."""
     if trim:
         images = list(pool.map(trim_border, images)) if pool is not None and len(images) > 1 else [trim_border(image) for image in images]
-    count = len(images)
-    total: np.ndarray | None = None
-    for mode in views:
-        rows = l2_normalize(features(to_batch(images, size, mode, flip, pool)))
-        summed = rows[:count] + rows[count:] if flip else rows
-        total = summed if total is None else total + summed
-    assert total is not None
-    return l2_normalize(total)
+    # Every view (and mirror) of every image in one batch: one network run, whose threads share the work better
+    # than one run per view (a single query's two views, above all).
+    batch = np.concatenate([to_batch(images, size, mode, flip, pool) for mode in views]) if len(views) > 1 else \
+        to_batch(images, size, views[0], flip, pool)
+    rows = l2_normalize(features(batch))
+    return l2_normalize(rows.reshape(-1, len(images), rows.shape[1]).sum(axis=0))
