@@ -180,18 +180,14 @@ def test_an_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
     from imagesearch.config import ConfigError, load_settings
     from imagesearch.workspace import Workspace
 
-    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "qdrant"})
-    with pytest.raises(ConfigError, match="vector_store must be one of faiss, milvus, pgvector, not 'qdrant'"):
-        Workspace(settings)
-    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_CATALOG_URL": "mysql://db/catalog"})
-    with pytest.raises(ConfigError, match="catalog_url must be empty .* or a postgresql:// URL, not 'mysql'"):
-        Workspace(settings)
-    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "pgvector"})
-    with pytest.raises(ConfigError, match="needs a PostgreSQL database"):
-        Workspace(settings)
-    settings = load_settings(tmp_path / "data", environ={"IMAGESEARCH_VECTOR_STORE": "milvus"})
-    with pytest.raises(ConfigError, match="needs index_url"):
-        Workspace(settings)
+    for environ, message in (
+        ({"IMAGESEARCH_VECTOR_STORE": "qdrant"}, "vector_store must be one of faiss, milvus, pgvector, not 'qdrant'"),
+        ({"IMAGESEARCH_CATALOG_URL": "mysql://db/catalog"}, "catalog_url must be empty .* or a postgresql:// URL, not 'mysql'"),
+        ({"IMAGESEARCH_VECTOR_STORE": "pgvector"}, "needs a PostgreSQL database"),
+        ({"IMAGESEARCH_VECTOR_STORE": "milvus"}, "needs index_url"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            Workspace(load_settings(tmp_path / "data", environ=environ))
 
 
 def test_an_unreachable_database_or_milvus_is_a_clear_error_without_the_password(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from sqlalchemy.exc import OperationalError
 
 from ..catalog.base import ProductView
@@ -44,7 +44,7 @@ from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side, in_original
 from ..vision.embedder import l2_normalize
 from ..vision.subject import Box, locate
-from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, extract_with_mirror
+from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, on_subject
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
@@ -309,14 +309,14 @@ class SearchEngine:
         candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
         if only is not None:  # the background stays the whole catalog's: only the answers must pass the filters
             candidates = [item for item in candidates if only.contains(item.image_id)]
-        query_features = self._extractors.submit(extract_with_mirror, image, self._subject_share(image)) if candidates else None
+        if not candidates:
+            return SameEvidence(ranked, candidates, {})
+        # The query and its mirror image on two threads; the candidates' thumbnails meanwhile.
+        direct, mirrored = self._extractors.submit(extract, image), self._extractors.submit(extract, ImageOps.mirror(image))
+        subject = self._subject_share(image)
         features = self._candidate_features([item.image_id for item in candidates])
-        query = query_features.result() if query_features is not None else None
-        inliers = {
-            item.product_pk: best_inliers(query, features[item.image_id])
-            for item in candidates
-            if query is not None and item.image_id in features
-        }
+        query = on_subject(direct.result(), mirrored.result(), subject)
+        inliers = {item.product_pk: best_inliers(query, features[item.image_id]) for item in candidates if item.image_id in features}
         return SameEvidence(ranked, candidates, inliers)
 
     def rank_same(

@@ -66,7 +66,7 @@ def boxes_from_activation(activation: np.ndarray, size: tuple[int, int], max_box
         cells = labels == label
         groups.append((float(activation[cells].sum()), int(cells.sum()), cells))
     groups.sort(key=lambda group: group[0], reverse=True)
-    largest = max(cells for _, cells, _ in groups)
+    largest = max(area for _, area, _ in groups)
     rows, columns = activation.shape
     cell_w, cell_h = size[0] / columns, size[1] / rows
     boxes = []

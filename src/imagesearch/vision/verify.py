@@ -14,12 +14,11 @@ since a chance fit on a few repeated textures otherwise collects many
 inliers; two different items rarely more than a handful (see BENCHMARKS.md for
 the distributions).  The mirrored query is matched too, since shops flip photos.
 Only the query's keypoints on its main subject count, when it is known (see
-:func:`extract_with_mirror`).
+:func:`on_subject`).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -75,30 +74,25 @@ def extract(image: Image.Image) -> LocalFeatures:
 
 
 def extract_with_mirror(image: Image.Image, subject: tuple[float, float, float, float] | None = None) -> tuple[LocalFeatures, LocalFeatures]:
-    """Features of the image and of its mirror image; with ``subject`` (left, top, right, bottom, as fractions
-    of the image), only those on it.
+    """Features of the image and of its mirror image; with ``subject``, only those on it (see :func:`on_subject`)."""
+    return on_subject(extract(image), extract(ImageOps.mirror(image)), subject)
+
+
+def on_subject(
+    direct: LocalFeatures, mirrored: LocalFeatures, subject: tuple[float, float, float, float] | None
+) -> tuple[LocalFeatures, LocalFeatures]:
+    """The features of an image and of its mirror image that lie on ``subject`` (left, top, right, bottom, as
+    fractions of the image; None: all of them).
 
     Keypoints off the product match whatever else two photos share: photos taken on the same blanket, floor
     or shelf give a consistent homography of their backgrounds (in the benchmark, different garments on one
     patterned blanket reached 76 inliers).  Keeping the query's keypoints to its main subject halves those
     false matches and keeps the product's own.
     """
-    direct, mirrored = extract_pair(image)
     if subject is None:
         return direct, mirrored
     left, top, right, bottom = subject
     return _within(direct, (left, top, right, bottom)), _within(mirrored, (1 - right, top, 1 - left, bottom))
-
-
-def extract_pair(image: Image.Image) -> tuple[LocalFeatures, LocalFeatures]:
-    """Features of the image and of its mirror image, the two extracted at once on two threads (OpenCV
-    releases the GIL): a query's own extraction is on the path of every "same" search."""
-    mirror = _PAIR.submit(extract, ImageOps.mirror(image))
-    return extract(image), mirror.result()
-
-
-#: One spare thread for :func:`extract_pair`'s mirror image.
-_PAIR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mirror")
 
 
 def _within(features: LocalFeatures, box: tuple[float, float, float, float]) -> LocalFeatures:
