@@ -65,7 +65,8 @@ def trim_border(image: Image.Image, passes: int = 2) -> Image.Image:
 
 def _trim_once(image: Image.Image) -> Image.Image:
     scale = min(1.0, TRIM_PROBE_SIDE / max(image.size))
-    probe = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
+    # (a whole-pixel reduction first, then the rest: twice as fast, a probe all the same)
+    probe = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX, reducing_gap=2.0)
     pixels = np.asarray(probe.filter(ImageFilter.BoxBlur(1)), dtype=np.int16)
     # The four sides, each read from the outside in: top, bottom, left, right.
     sides = [pixels, pixels[::-1], pixels.transpose(1, 0, 2), pixels.transpose(1, 0, 2)[::-1]]
@@ -128,16 +129,11 @@ def fit_square(image: Image.Image, size: int, mode: str) -> Image.Image:
     if mode == "squash":
         return image.resize((size, size), resample, reducing_gap=2.0)
     width, height = image.size
-    if mode == "inner":
-        side = min(width, height) * INNER_SHARE
+    if mode in ("crop", "inner"):
+        # Only the central square is resampled (Pillow's ``box``): the edges a crop drops cost nothing.
+        side = min(width, height) * (INNER_SHARE if mode == "inner" else 1.0)
         box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
         return image.resize((size, size), resample, box=box, reducing_gap=2.0)
-    if mode == "crop":
-        scale = size / min(width, height)
-        resized = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), resample, reducing_gap=2.0)
-        left = (resized.width - size) // 2
-        top = (resized.height - size) // 2
-        return resized.crop((left, top, left + size, top + size))
     scale = size / max(width, height)
     resized = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), resample, reducing_gap=2.0)
     canvas = Image.new("RGB", (size, size), (255, 255, 255))
