@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imagesearch.search.ranking import (
     aggregate,
@@ -28,6 +30,24 @@ def test_product_score_is_its_best_image() -> None:
 def test_unknown_images_are_ignored_and_scores_clipped() -> None:
     ranked = aggregate(np.array([1.0000002, 0.5, -0.1, 0.9]), np.array([1, 2, 3, 99]), np.array([-1, 1, -1, 3]))
     assert [item.score for item in ranked] == [1.0, 0.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([-0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25]) | st.floats(-0.25, 1.25, width=32), st.integers(-1, 12)), max_size=40), st.lists(st.integers(-1, 4), min_size=1, max_size=10))
+def test_aggregate_keeps_each_products_first_best_image(rows: list[tuple[float, int]], owner_list: list[int]) -> None:
+    """The vectorised aggregation is the plain rule: each product's highest clipped score, the first such
+    image in the order given; products by score, then key."""
+    owners = np.array(owner_list, dtype=np.int64)
+    best: dict[int, RankedItem] = {}
+    for score, image_id in rows:
+        product = int(owners[image_id]) if 0 <= image_id < len(owners) else -1
+        clipped = min(1.0, max(0.0, float(np.float32(score))))
+        if product >= 0 and (product not in best or clipped > best[product].score):
+            best[product] = RankedItem(product, clipped, image_id)
+    expected = sorted(best.values(), key=lambda item: (-item.score, item.product_pk))
+    scores = np.array([score for score, _ in rows], dtype=np.float32)
+    ids = np.array([image_id for _, image_id in rows], dtype=np.int64)
+    assert aggregate(scores, ids, owners) == expected
 
 
 def items(*scores: float) -> list[RankedItem]:

@@ -50,19 +50,23 @@ def aggregate(scores: np.ndarray, image_ids: np.ndarray, owners: np.ndarray) -> 
     """Best image per product, sorted by score (desc), then product key for determinism.
 
     ``owners[image_id]`` is the image's product key, or -1 (image gone since the index was built).
+    Scores are clipped to [0, 1] (cosines of unit vectors, give or take rounding).  Vectorised: it
+    runs on every search, over the few hundred neighbours.
     """
-    best: dict[int, RankedItem] = {}
+    image_ids = np.asarray(image_ids, dtype=np.int64)
     known = (image_ids >= 0) & (image_ids < len(owners))
     products = np.full(len(image_ids), -1, dtype=np.int64)
     products[known] = owners[image_ids[known]]
-    for score, image_id, product_pk in zip(scores.tolist(), image_ids.tolist(), products.tolist()):
-        if product_pk < 0:
-            continue
-        score = min(1.0, max(0.0, float(score)))
-        current = best.get(product_pk)
-        if current is None or score > current.score:
-            best[product_pk] = RankedItem(product_pk, score, int(image_id))
-    return sorted(best.values(), key=lambda item: (-item.score, item.product_pk))
+    keep = products >= 0
+    clipped = np.clip(np.asarray(scores, dtype=np.float64)[keep], 0.0, 1.0)
+    products, image_ids = products[keep], image_ids[keep]
+    # Each product's best image: the first of its rows once sorted by score, ties in the order found.
+    order = np.lexsort((np.arange(len(products)), -clipped))
+    _, first = np.unique(products[order], return_index=True)
+    best = order[first]
+    best = best[np.lexsort((products[best], -clipped[best]))]
+    return [RankedItem(pk, score, image_id)
+            for pk, score, image_id in zip(products[best].tolist(), clipped[best].tolist(), image_ids[best].tolist())]
 
 
 def background(items: Sequence[RankedItem], ranks: tuple[int, int] = BACKGROUND_RANKS) -> float:
