@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from sqlalchemy.exc import OperationalError
 
 from ..catalog.base import ProductView
@@ -44,7 +44,7 @@ from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side, in_original
 from ..vision.embedder import l2_normalize
 from ..vision.subject import Box, locate
-from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, on_subject
+from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, mirrored, on_subject
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
@@ -311,13 +311,16 @@ class SearchEngine:
             candidates = [item for item in candidates if only.contains(item.image_id)]
         if not candidates:
             return SameEvidence(ranked, candidates, {})
-        # The query and its mirror image on two threads; the candidates' thumbnails meanwhile.
-        direct, mirrored = self._extractors.submit(extract, image), self._extractors.submit(extract, ImageOps.mirror(image))
+        # The query's features on one thread (its mirror image's follow from them); the candidates' meanwhile.
+        direct = self._extractors.submit(extract, image)
         subject = self._subject_share(image)
         features = self._candidate_features([item.image_id for item in candidates])
-        query = on_subject(direct.result(), mirrored.result(), subject)
-        inliers = {item.product_pk: best_inliers(query, features[item.image_id]) for item in candidates if item.image_id in features}
-        return SameEvidence(ranked, candidates, inliers)
+        query_features = direct.result()
+        query = on_subject(query_features, mirrored(query_features), subject)
+        verified = [item for item in candidates if item.image_id in features]
+        # Matching (OpenCV, which lets go of the GIL) runs on every core too: 2 ms a candidate.
+        counts = self._extractors.map(lambda item: best_inliers(query, features[item.image_id]), verified)
+        return SameEvidence(ranked, candidates, {item.product_pk: count for item, count in zip(verified, counts)})
 
     def rank_same(
         self, image: Image.Image, vector: np.ndarray, ship_to: str | None, category_id: str | None = None, min_score: float | None = None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .decode import THUMBNAIL_SIDE
 
@@ -75,7 +75,33 @@ def extract(image: Image.Image) -> LocalFeatures:
 
 def extract_with_mirror(image: Image.Image, subject: tuple[float, float, float, float] | None = None) -> tuple[LocalFeatures, LocalFeatures]:
     """Features of the image and of its mirror image; with ``subject``, only those on it (see :func:`on_subject`)."""
-    return on_subject(extract(image), extract(ImageOps.mirror(image)), subject)
+    features = extract(image)
+    return on_subject(features, mirrored(features), subject)
+
+
+def _mirror_bins() -> np.ndarray:
+    """Where each of a SIFT descriptor's 128 bins (4 x 4 cells of 8 orientations) comes from in the mirror image."""
+    source = np.arange(128).reshape(4, 4, 8)
+    # Mirroring the image reverses the cells' rows in the keypoint's own frame and negates orientations.
+    return source[::-1, :, (-np.arange(8)) % 8].reshape(-1)
+
+
+#: The descriptor permutation :func:`mirrored` applies.
+MIRROR_BINS = _mirror_bins()
+
+
+def mirrored(features: LocalFeatures) -> LocalFeatures:
+    """The features the mirror image would give, without a second extraction (half of a query's cost).
+
+    OpenCV's SIFT is mirror-equivariant: the mirror image has the same keypoints, at ``width - 0.5 - x``
+    (its first octave is upsampled), with descriptors permuted by :data:`MIRROR_BINS` (checked against a
+    real second extraction in the tests).
+    """
+    if features.descriptors is None:
+        return features
+    points = features.points.copy()
+    points[:, 0] = features.size[0] - 0.5 - points[:, 0]
+    return LocalFeatures(points, np.ascontiguousarray(features.descriptors[:, MIRROR_BINS]), features.size)
 
 
 def on_subject(
