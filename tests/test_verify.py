@@ -16,7 +16,7 @@ from imagesearch.search.engine import same_thresholds_of
 from imagesearch.search.ranking import SameThresholds
 from imagesearch.vision import pooling
 from imagesearch.vision.synthetic import product_image
-from imagesearch.vision.verify import VERIFIER, best_inliers, extract, extract_with_mirror, inliers, mirrored, plausible, spread
+from imagesearch.vision.verify import VERIFIER, best_inliers, extract, inliers, mirrored, plausible, query_pair, spread
 from imagesearch.workspace import Workspace
 
 
@@ -32,8 +32,8 @@ def textured(seed: int) -> Image.Image:
 def test_a_second_photograph_is_verified_and_another_item_is_not(name: str) -> None:
     original = textured(1)
     photo = SECOND_PHOTOS[name](original, np.random.default_rng(4))
-    found = best_inliers(extract_with_mirror(photo), extract(original))
-    others = [best_inliers(extract_with_mirror(photo), extract(textured(seed))) for seed in range(2, 7)]
+    found = best_inliers(query_pair(extract(photo)), extract(original))
+    others = [best_inliers(query_pair(extract(photo)), extract(textured(seed))) for seed in range(2, 7)]
     assert found >= 20 and max(others) < 12, (found, others)
 
 
@@ -41,15 +41,15 @@ def test_a_second_photograph_is_verified_and_another_item_is_not(name: str) -> N
 def test_copies_are_verified(name: str) -> None:
     original = textured(3)
     copy = TRANSFORMS[name](original, np.random.default_rng(5))
-    assert best_inliers(extract_with_mirror(copy), extract(original)) >= 12
+    assert best_inliers(query_pair(extract(copy)), extract(original)) >= 12
 
 
 def test_a_mirror_image_needs_the_mirrored_query() -> None:
-    """A homography cannot mirror (a reflection is rejected as implausible): the mirrored query finds it."""
+    """A homography cannot mirror (a reflection is rejected as implausible): the flipped query finds it."""
     original = textured(2)
-    mirrored = ImageOps.mirror(original)
-    assert inliers(extract(mirrored), extract(original)) < 12
-    assert best_inliers(extract_with_mirror(mirrored), extract(original)) >= 20
+    flipped = ImageOps.mirror(original)
+    assert inliers(extract(flipped), extract(original)) < 12
+    assert best_inliers(query_pair(extract(flipped)), extract(original)) >= 20
 
 
 def test_degenerate_fits_are_rejected() -> None:
@@ -65,7 +65,7 @@ def test_degenerate_fits_are_rejected() -> None:
 
 def test_blank_pictures_have_no_features_and_verify_nothing() -> None:
     blank = Image.new("RGB", (300, 300), (250, 250, 250))
-    assert len(extract(blank)) == 0 and best_inliers(extract_with_mirror(blank), extract(textured(1))) == 0
+    assert len(extract(blank)) == 0 and best_inliers(query_pair(extract(blank)), extract(textured(1))) == 0
 
 
 def test_a_calibration_of_another_verifier_is_not_used(tmp_path: Path, make_settings) -> None:
@@ -115,11 +115,11 @@ def test_only_the_query_s_subject_keypoints_count() -> None:
     photo = Image.new("RGB", (640, 320), (255, 255, 255))
     photo.paste(textured(1), (0, 0))
     photo.paste(textured(2), (320, 0))
-    whole, _ = extract_with_mirror(photo)
-    direct, mirrored = extract_with_mirror(photo, (0.0, 0.0, 0.5, 1.0))
+    whole, _ = query_pair(extract(photo))
+    direct, flipped = query_pair(extract(photo), (0.0, 0.0, 0.5, 1.0))
     assert 0 < len(direct) < len(whole) and (direct.points[:, 0] <= 0.5 * direct.size[0]).all()
-    assert len(mirrored) and (mirrored.points[:, 0] >= 0.5 * mirrored.size[0]).all()
-    assert best_inliers((direct, mirrored), extract(textured(1))) >= 20 and best_inliers((direct, mirrored), extract(textured(2))) < 12
+    assert len(flipped) and (flipped.points[:, 0] >= 0.5 * flipped.size[0]).all()
+    assert best_inliers((direct, flipped), extract(textured(1))) >= 20 and best_inliers((direct, flipped), extract(textured(2))) < 12
 
 
 def test_mirrored_features_are_those_of_the_mirror_image() -> None:

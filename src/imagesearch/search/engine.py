@@ -44,7 +44,7 @@ from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side, in_original
 from ..vision.embedder import l2_normalize
 from ..vision.subject import Box, locate
-from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, mirrored, on_subject
+from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, query_pair
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, parse_params
 from .ranking import (
     SameThresholds,
@@ -315,8 +315,7 @@ class SearchEngine:
         direct = self._extractors.submit(extract, image)
         subject = self._subject_share(image)
         features = self._candidate_features([item.image_id for item in candidates])
-        query_features = direct.result()
-        query = on_subject(query_features, mirrored(query_features), subject)
+        query = query_pair(direct.result(), subject)
         verified = [item for item in candidates if item.image_id in features]
         # Matching (OpenCV, which lets go of the GIL) runs on every core too: 2 ms a candidate.
         counts = self._extractors.map(lambda item: best_inliers(query, features[item.image_id]), verified)

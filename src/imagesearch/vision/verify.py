@@ -14,7 +14,7 @@ since a chance fit on a few repeated textures otherwise collects many
 inliers; two different items rarely more than a handful (see BENCHMARKS.md for
 the distributions).  The mirrored query is matched too, since shops flip photos.
 Only the query's keypoints on its main subject count, when it is known (see
-:func:`on_subject`).
+:func:`query_pair`).
 """
 
 from __future__ import annotations
@@ -73,12 +73,6 @@ def extract(image: Image.Image) -> LocalFeatures:
     return LocalFeatures(np.float32([keypoint.pt for keypoint in keypoints]), descriptors, view.size)
 
 
-def extract_with_mirror(image: Image.Image, subject: tuple[float, float, float, float] | None = None) -> tuple[LocalFeatures, LocalFeatures]:
-    """Features of the image and of its mirror image; with ``subject``, only those on it (see :func:`on_subject`)."""
-    features = extract(image)
-    return on_subject(features, mirrored(features), subject)
-
-
 def _mirror_bins() -> np.ndarray:
     """Where each of a SIFT descriptor's 128 bins (4 x 4 cells of 8 orientations) comes from in the mirror image."""
     source = np.arange(128).reshape(4, 4, 8)
@@ -104,21 +98,17 @@ def mirrored(features: LocalFeatures) -> LocalFeatures:
     return LocalFeatures(points, np.ascontiguousarray(features.descriptors[:, MIRROR_BINS]), features.size)
 
 
-def on_subject(
-    direct: LocalFeatures, mirrored: LocalFeatures, subject: tuple[float, float, float, float] | None
-) -> tuple[LocalFeatures, LocalFeatures]:
-    """The features of an image and of its mirror image that lie on ``subject`` (left, top, right, bottom, as
-    fractions of the image; None: all of them).
+def query_pair(features: LocalFeatures, subject: tuple[float, float, float, float] | None = None) -> tuple[LocalFeatures, LocalFeatures]:
+    """A query's features and its mirror image's (shops flip photos), only those on ``subject`` when it is
+    known (left, top, right, bottom, as fractions of the image).
 
     Keypoints off the product match whatever else two photos share: photos taken on the same blanket, floor
     or shelf give a consistent homography of their backgrounds (in the benchmark, different garments on one
     patterned blanket reached 76 inliers).  Keeping the query's keypoints to its main subject halves those
     false matches and keeps the product's own.
     """
-    if subject is None:
-        return direct, mirrored
-    left, top, right, bottom = subject
-    return _within(direct, (left, top, right, bottom)), _within(mirrored, (1 - right, top, 1 - left, bottom))
+    kept = features if subject is None else _within(features, subject)
+    return kept, mirrored(kept)
 
 
 def _within(features: LocalFeatures, box: tuple[float, float, float, float]) -> LocalFeatures:
