@@ -217,7 +217,8 @@ def test_a_box_dragged_on_the_photo_searches_that_part(page: Any, site: dict[str
 
 
 def test_find_each_product_offers_a_box_per_product(page: Any, site: dict[str, Any], tmp_path: Path) -> None:
-    """Two products side by side: "Find each product" draws a numbered box on each; choosing one searches it."""
+    """Two products side by side: "Find each product" draws a numbered box on each and shows the main one's
+    matches at once; choosing another box shows its matches, sent in the same answer (no second request)."""
     from PIL import Image
 
     photo = Image.new("RGB", (1000, 500), (120, 110, 100))
@@ -227,20 +228,26 @@ def test_find_each_product_offers_a_box_per_product(page: Any, site: dict[str, A
     path.write_bytes(jpeg_bytes(photo))
     upload(page, site, path)
     page.wait_for_selector("#results .card")
-    page.click("#find-products")
-    page.wait_for_selector(".found-box")
-    assert page.locator(".found-box").count() >= 2 and "choose a box" in page.locator("#status").inner_text()
-    image = page.locator("#query-preview").bounding_box()
-    boxes = [page.locator(".found-box").nth(index).bounding_box() for index in range(page.locator(".found-box").count())]
-    right = max(boxes, key=lambda box: box["x"])
-    assert right["x"] > image["x"] + image["width"] * 0.45  # a box over the product on the right
-    shot(page, "found")
     with page.expect_response(lambda response: response.url.endswith("/v1/search")) as answer:
-        page.mouse.click(right["x"] + right["width"] / 2, right["y"] + right["height"] / 2)
-    body = answer.value.json()
-    assert body["products"][0]["product_id"] == "p009" and body["region"]["x"] > 450
-    page.wait_for_function(f"document.querySelector('#results .card h3').innerText === {body['products'][0]['title']!r}")
-    assert page.locator(".found-box").count() == 0 and page.locator("#region-box").is_visible()
+        page.click("#find-products")
+    groups = answer.value.json()["groups"]
+    assert len(groups) >= 2
+    page.wait_for_selector(".found-box.active")
+    assert page.locator(".found-box").count() == len(groups) and "choose another box" in page.locator("#status").inner_text()
+    page.wait_for_function(f"document.querySelector('#results .card h3').innerText === {groups[0]['products'][0]['title']!r}")
+    image = page.locator("#query-preview").bounding_box()
+    boxes = [page.locator(".found-box").nth(index).bounding_box() for index in range(len(groups))]
+    right = max(range(len(groups)), key=lambda index: boxes[index]["x"])
+    assert boxes[right]["x"] > image["x"] + image["width"] * 0.45  # a box over the product on the right
+    assert groups[right]["products"][0]["product_id"] == "p009" and groups[right]["region"]["x"] > 450
+    shot(page, "found")
+    searches: list[str] = []
+    page.on("request", lambda request: searches.append(request.url) if request.url.endswith("/v1/search") else None)
+    box = boxes[right]
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(f"document.querySelector('#results .card h3').innerText === {groups[right]['products'][0]['title']!r}")
+    assert not searches and page.locator(".found-box").count() == len(groups)
+    assert page.locator(".found-box").nth(right).get_attribute("aria-pressed") == "true" and page.locator("#region-box").is_visible()
 
 
 def test_minimum_similarity_and_one_result_per_item(page: Any, site: dict[str, Any]) -> None:

@@ -4,9 +4,10 @@ const $ = (id) => document.getElementById(id);
 // `search` counts searches: an answer that arrives after a newer search started is dropped,
 // so quickly changing two options never leaves the older answer on screen.
 // `region`: the box of the photo to search, as fractions [x, y, width, height] of it (null: the whole photo).
+// `groups`: the products "Find each product" located, each {box, page}: its box and the first page of its matches.
 // `query`: what the shown results were searched with ("photo", or "text" with a CLIP-family model), so a changed option
 // searches again the same way.
-const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0, region: null, query: "photo" };
+const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0, region: null, query: "photo", groups: [] };
 
 function showError(message, id = "error") {
   $(id).textContent = message;
@@ -55,7 +56,8 @@ function setFile(file) {
   search();
 }
 
-/** Ask the service where the products in the photo are (`groups`), and offer each box as a button that searches it. */
+/** Ask the service where the products in the photo are (`groups`: each with its box and its first page of
+ * matches, in one request), show the main product's matches at once, and offer each box as a button. */
 async function findProducts() {
   showError("");
   if (!state.file) return;
@@ -63,30 +65,56 @@ async function findProducts() {
   form.append("file", state.file);
   for (const [key, value] of Object.entries(options())) form.append(key, value);
   form.append("groups", "true");
-  form.append("page_size", "1");
+  form.append("page_size", "12");
   $("status").textContent = "Looking for the products in your photo…";
+  const mine = ++state.search;
   try {
     const answer = await api("/v1/search", { method: "POST", body: form });
+    if (mine !== state.search) return;
     const image = $("query-preview");
     const [width, height] = [image.naturalWidth, image.naturalHeight];
-    showFound((answer.groups || []).map((group) => [group.region.x / width, group.region.y / height,
-      group.region.width / width, group.region.height / height]));
-    $("status").textContent = `Found ${answer.groups.length} ${answer.groups.length === 1 ? "product" : "products"}: choose a box to search it.`;
-  } catch (err) { showError(err.message); }
+    state.groups = (answer.groups || []).map((group) => ({ page: group, box: [group.region.x / width, group.region.y / height,
+      group.region.width / width, group.region.height / height].map((value) => Number(value.toFixed(4))) }));
+    showFound(state.groups.map((group) => group.box));
+    if (!state.groups.length) return;
+    showGroup(0);
+    const count = state.groups.length;
+    if (count > 1) $("status").textContent += ` Product 1 of the ${count} found: choose another box to see its matches.`;
+  } catch (err) { if (mine === state.search) showError(err.message); }
 }
 
-/** The boxes found in the photo (fractions of it), numbered, each a button searching its box. */
+/** Show the matches the service already sent for one of the products found (no new request); its box is the region. */
+function showGroup(position) {
+  state.search++;  // an older search still under way must not replace these results
+  markFound(position);
+  showRegion(state.groups[position].box);
+  state.query = "photo";
+  state.pages = [state.groups[position].page];
+  state.index = 0;
+  render();
+}
+
+/** Mark which found box the results are for (-1: none, the whole photo or a box the user drew). */
+function markFound(position) {
+  document.querySelectorAll(".found-box").forEach((button, index) => {
+    button.classList.toggle("active", index === position);
+    button.setAttribute("aria-pressed", String(index === position));
+  });
+}
+
+/** The boxes found in the photo (fractions of it), numbered, each a button showing its matches. */
 function showFound(boxes) {
+  if (!boxes.length) state.groups = [];
   const layer = $("found-boxes");
   layer.replaceChildren();
   boxes.forEach((box, position) => {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "found-box";
-    button.setAttribute("aria-label", `Search product ${position + 1} of the photo`);
+    button.setAttribute("aria-label", `Show the matches of product ${position + 1} of the photo`);
     button.appendChild(text("span", String(position + 1)));
     [button.style.left, button.style.top, button.style.width, button.style.height] = box.map((value) => `${(value * 100).toFixed(2)}%`);
-    button.addEventListener("click", () => { showFound([]); showRegion(box.map((value) => Number(value.toFixed(4)))); search(); });
+    button.addEventListener("click", () => showGroup(position));
     layer.appendChild(button);
   });
 }
@@ -133,7 +161,7 @@ function setupRegion() {
     showRegion(box.map((value) => Number(value.toFixed(4))));
     search();
   });
-  $("whole-photo").addEventListener("click", () => { showRegion(null); search(); });
+  $("whole-photo").addEventListener("click", () => { markFound(-1); showRegion(null); search(); });
   $("find-products").addEventListener("click", findProducts);
 }
 
