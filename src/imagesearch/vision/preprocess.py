@@ -73,13 +73,13 @@ def _trim_once(image: Image.Image) -> Image.Image:
     # Each side's band has its own colour: a side already trimmed, or a letterbox's picture side, is not plain.
     # Only the outer lines are read first: most photos have no plain side, and leave here at little cost.
     colours = [np.median(side[0], axis=0) for side in sides]
-    plain = [(np.abs(side[0] - colour).max(axis=1) <= TRIM_TOLERANCE).mean() >= TRIM_UNIFORM_SHARE for side, colour in zip(sides, colours)]
+    plain = [(_distance(side[0], colour) <= TRIM_TOLERANCE).mean() >= TRIM_UNIFORM_SHARE for side, colour in zip(sides, colours)]
     if not any(plain):
         return image
     masks: dict[tuple[int, ...], np.ndarray] = {}  # one mask per band colour (a packshot's four sides share one)
     for colour, flat in zip(colours, plain):
         if flat and tuple(colour.astype(int)) not in masks:
-            masks[tuple(colour.astype(int))] = np.abs(pixels - colour.astype(int)).max(axis=2) > TRIM_TOLERANCE
+            masks[tuple(colour.astype(int))] = _distance(pixels, colour.astype(np.int16)) > TRIM_TOLERANCE
     subjects = [
         _oriented(masks[tuple(colour.astype(int))], number) if flat else None for number, (colour, flat) in enumerate(zip(colours, plain))
     ]
@@ -111,6 +111,13 @@ def _trim_once(image: Image.Image) -> Image.Image:
     if box[2] <= box[0] or box[3] <= box[1] or (box[2] - box[0]) * (box[3] - box[1]) < TRIM_MIN_AREA * image.width * image.height:
         return image
     return image.crop(box)
+
+
+def _distance(pixels: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Each pixel's largest channel difference from ``colour`` (an elementwise maximum of the three channels:
+    NumPy reduces a length-3 last axis ten times slower)."""
+    difference = np.abs(pixels - colour)
+    return np.maximum(np.maximum(difference[..., 0], difference[..., 1]), difference[..., 2])
 
 
 def _oriented(mask: np.ndarray, side: int) -> np.ndarray:
