@@ -68,6 +68,7 @@ VARIANTS: dict[str, dict] = {
     "gem-inner": {"pooling": "gem", "resize": "crop,inner", "flip": False},
     "rmac-inner": {"pooling": "rmac", "resize": "crop,inner", "flip": False},  # today's default
     "rmac-inner-flip": {"pooling": "rmac", "resize": "crop,inner", "flip": True},
+    "lite2-rmac-inner": {"model": "efficientnet-lite2", "pooling": "rmac", "resize": "crop,inner", "flip": False},  # the larger model
 }
 FRAME_EDGE_SHARE = preprocess.TRIM_EDGE_SHARE
 
