@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Mapping
@@ -193,9 +193,13 @@ class SearchEngine:
 
     # -- the search itself -------------------------------------------------------
 
+    def decode_query(self, data: bytes, param: str = "image") -> Image.Image:
+        """Decode the query exactly as catalog images are decoded (``param`` names it in errors)."""
+        return decode_image(data, self.parts.decode_limits, draft_size=draft_side(self.parts.embedder.input_size), param=param)
+
     def embed_query(self, data: bytes, param: str = "image") -> tuple[Image.Image, np.ndarray]:
-        """Decode the query exactly as catalog images are decoded, and embed it (``param`` names it in errors)."""
-        image = decode_image(data, self.parts.decode_limits, draft_size=draft_side(self.parts.embedder.input_size), param=param)
+        """Decode the query as catalog images are decoded, and embed it."""
+        image = self.decode_query(data, param)
         return image, self.parts.embedder.embed([image])[0]
 
     def embed_region(self, data: bytes, param: str, region: Region) -> tuple[Image.Image, np.ndarray, tuple[int, int, int, int]]:
@@ -300,7 +304,8 @@ class SearchEngine:
         return self._same_evidence(self.snapshot(), image, vector, self._filter(ship_to), exclude)
 
     def _same_evidence(
-        self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, only: IdSet | None, exclude: frozenset[int]
+        self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, only: IdSet | None, exclude: frozenset[int],
+        query_features: Future[LocalFeatures] | None = None,
     ) -> SameEvidence:
         settings = self.settings
         ranked = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
@@ -312,7 +317,7 @@ class SearchEngine:
         if not candidates:
             return SameEvidence(ranked, candidates, {})
         # The query's features on one thread (its mirror image's follow from them); the candidates' meanwhile.
-        direct = self._extractors.submit(extract, image)
+        direct = query_features or self._extractors.submit(extract, image)
         subject = self._subject_share(image)
         features = self._candidate_features([item.image_id for item in candidates])
         query = query_pair(direct.result(), subject)
@@ -322,11 +327,13 @@ class SearchEngine:
         return SameEvidence(ranked, candidates, {item.product_pk: count for item, count in zip(verified, counts)})
 
     def rank_same(
-        self, image: Image.Image, vector: np.ndarray, ship_to: str | None, category_id: str | None = None, min_score: float | None = None
+        self, image: Image.Image, vector: np.ndarray, ship_to: str | None, category_id: str | None = None, min_score: float | None = None,
+        query_features: Future[LocalFeatures] | None = None,
     ) -> list[RankedItem]:
-        """Products that are the same item as the query (see :mod:`.ranking` for the rule)."""
+        """Products that are the same item as the query (see :mod:`.ranking` for the rule); ``query_features``: the
+        extraction of ``image``'s local features, when it was started already."""
         snapshot = self.snapshot()  # one generation for both the evidence and the thresholds
-        evidence = self._same_evidence(snapshot, image, vector, self._filter(ship_to, category_id), frozenset())
+        evidence = self._same_evidence(snapshot, image, vector, self._filter(ship_to, category_id), frozenset(), query_features)
         thresholds = snapshot.same_thresholds
         chosen = select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
         return [item for item in chosen if item.score >= min_score] if min_score is not None else chosen
@@ -377,7 +384,7 @@ class SearchEngine:
             raise RequestError(ErrorCode.MissingImage, params.image_param)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        image, photo, box, boxes, floor = None, None, None, [], params.min_score
+        image, photo, box, boxes, floor, early = None, None, None, [], params.min_score, None
         if params.text is not None:
             vector, floor = self._embed_text(params.text), 0.0 if floor is None else floor
         elif params.region is not None:
@@ -386,18 +393,22 @@ class SearchEngine:
             photo, image, vector, boxes = self._located_query(params, timings)
             box = in_original(photo, boxes[0]) if self._crops(params) else None
         else:
-            image, vector = self.embed_query(params.image, params.image_param)  # type: ignore[arg-type]
+            image = self.decode_query(params.image, params.image_param)  # type: ignore[arg-type]
+            # "same" needs the photo's local features too: they are extracted beside the embedding, not after it.
+            early = self._extractors.submit(extract, image) if params.search_type == "same" else None
+            vector = self.parts.embedder.embed([image])[0]
         timings["embed_ms"] = (time.perf_counter() - started) * 1000 - timings.get("locate_ms", 0.0)
-        page = self._rank_and_page(params, image, vector, floor, timings)
+        page = self._rank_and_page(params, image, vector, floor, timings, early)
         groups = self._group_pages(params, photo, boxes, floor) if photo is not None and params.groups else []
         return replace(page, region=box, subject=in_original(photo, boxes[0]) if photo is not None and boxes else None, groups=groups)
 
     def _rank_and_page(
-        self, params: SearchParams, image: Image.Image | None, vector: np.ndarray, floor: float | None, timings: dict[str, float]
+        self, params: SearchParams, image: Image.Image | None, vector: np.ndarray, floor: float | None, timings: dict[str, float],
+        query_features: Future[LocalFeatures] | None = None,
     ) -> SearchPage:
         started = time.perf_counter()
         if params.search_type == "same" and image is not None:
-            chosen = self.rank_same(image, vector, params.ship_to, params.category_id, floor)
+            chosen = self.rank_same(image, vector, params.ship_to, params.category_id, floor, query_features)
         else:
             chosen = self.rank_similar(vector, params.ship_to, params.category_id, floor)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
