@@ -202,13 +202,12 @@ class SearchEngine:
         image = self.decode_query(data, param)
         return image, self.parts.embedder.embed([image])[0]
 
-    def embed_region(self, data: bytes, param: str, region: Region) -> tuple[Image.Image, np.ndarray, tuple[int, int, int, int]]:
-        """Like :meth:`embed_query`, for the caller's box of the photo; also returns the box in the photo's pixels.
+    def _region_query(self, data: bytes, param: str, region: Region) -> tuple[Image.Image, tuple[int, int, int, int]]:
+        """The caller's box of the photo, and that box in the photo's pixels.
 
         The photo is decoded larger than usual (a small box keeps its detail), then the box is cut out.
         """
-        image, box = crop_region(self._decode_large(data, param), region)
-        return image, self.parts.embedder.embed([image])[0], box
+        return crop_region(self._decode_large(data, param), region)
 
     def _decode_large(self, data: bytes, param: str) -> Image.Image:
         draft = draft_side(self.parts.embedder.input_size) * REGION_DRAFT_FACTOR
@@ -229,14 +228,15 @@ class SearchEngine:
         box = self.locate(image)[0]
         return box.x / image.width, box.y / image.height, (box.x + box.width) / image.width, (box.y + box.height) / image.height
 
-    def _located_query(self, params: SearchParams, timings: dict[str, float]) -> tuple[Image.Image, Image.Image, np.ndarray, list[Box]]:
-        """The photo, its products (timed as ``locate_ms``), and the query: the main subject with ``crop``, else the photo."""
+    def _located_query(self, params: SearchParams, timings: dict[str, float]) -> tuple[Image.Image, Image.Image, list[Box]]:
+        """The photo, the query (the main subject with ``crop``, else the photo) and the photo's products (timed as
+        ``locate_ms``)."""
         photo = self._decode_large(params.image, params.image_param)  # type: ignore[arg-type]
         started = time.perf_counter()
         boxes = self.locate(photo)
         timings["locate_ms"] = (time.perf_counter() - started) * 1000
         image = photo.crop((boxes[0].x, boxes[0].y, boxes[0].x + boxes[0].width, boxes[0].y + boxes[0].height)) if self._crops(params) else photo
-        return photo, image, self.parts.embedder.embed([image])[0], boxes
+        return photo, image, boxes
 
     def _crops(self, params: SearchParams) -> bool:
         """Whether a photo search runs on the located main subject (the request's ``crop``, else ``subject_crop``)."""
@@ -387,14 +387,15 @@ class SearchEngine:
         image, photo, box, boxes, floor, early = None, None, None, [], params.min_score, None
         if params.text is not None:
             vector, floor = self._embed_text(params.text), 0.0 if floor is None else floor
-        elif params.region is not None:
-            image, vector, box = self.embed_region(params.image, params.image_param, params.region)  # type: ignore[arg-type]
-        elif params.groups or self._crops(params):
-            photo, image, vector, boxes = self._located_query(params, timings)
-            box = in_original(photo, boxes[0]) if self._crops(params) else None
         else:
-            image = self.decode_query(params.image, params.image_param)  # type: ignore[arg-type]
-            # "same" needs the photo's local features too: they are extracted beside the embedding, not after it.
+            if params.region is not None:
+                image, box = self._region_query(params.image, params.image_param, params.region)  # type: ignore[arg-type]
+            elif params.groups or self._crops(params):
+                photo, image, boxes = self._located_query(params, timings)
+                box = in_original(photo, boxes[0]) if self._crops(params) else None
+            else:
+                image = self.decode_query(params.image, params.image_param)  # type: ignore[arg-type]
+            # "same" needs the query's local features too: they are extracted beside the embedding, not after it.
             early = self._extractors.submit(extract, image) if params.search_type == "same" else None
             vector = self.parts.embedder.embed([image])[0]
         timings["embed_ms"] = (time.perf_counter() - started) * 1000 - timings.get("locate_ms", 0.0)
