@@ -156,7 +156,7 @@ def located_figures(workspace: Workspace, scenes: list[Image.Image], truths: lis
         started = time.perf_counter()
         located = subject.locate(scene, feature_maps)
         millis.append((time.perf_counter() - started) * 1000)
-        crops = [scene.crop((box.x, box.y, box.x + box.width, box.y + box.height)) for box in located]
+        crops = [scene.crop(box.corners) for box in located]
         best = np.argmax(workspace.embedder.embed(crops) @ catalog.T, axis=1)
         main_hits.append(best[0] == wanted)
         group_hits.append(bool((best == wanted).any()))
@@ -165,7 +165,7 @@ def located_figures(workspace: Workspace, scenes: list[Image.Image], truths: lis
     cropped = []
     for photo in photos:
         box = subject.locate(photo, feature_maps)[0]
-        cropped.append(photo.crop((box.x, box.y, box.x + box.width, box.y + box.height)))
+        cropped.append(photo.crop(box.corners))
     item_scores = embed(workspace, cropped) @ catalog.T
     return {
         "shopper_main_box_recall_at_1": float(np.mean(main_hits)), "shopper_any_group_recall_at_1": float(np.mean(group_hits)),

@@ -225,8 +225,8 @@ class SearchEngine:
         """The main subject of ``image`` as fractions of it (left, top, right, bottom), if the embedder can locate it."""
         if getattr(self.parts.embedder, "feature_maps", None) is None:
             return None
-        box = self.locate(image)[0]
-        return box.x / image.width, box.y / image.height, (box.x + box.width) / image.width, (box.y + box.height) / image.height
+        left, top, right, bottom = self.locate(image)[0].corners
+        return left / image.width, top / image.height, right / image.width, bottom / image.height
 
     def _located_query(self, params: SearchParams, timings: dict[str, float]) -> tuple[Image.Image, Image.Image, list[Box]]:
         """The photo, the query (the main subject with ``crop``, else the photo) and the photo's products (timed as
@@ -235,7 +235,7 @@ class SearchEngine:
         started = time.perf_counter()
         boxes = self.locate(photo)
         timings["locate_ms"] = (time.perf_counter() - started) * 1000
-        image = photo.crop((boxes[0].x, boxes[0].y, boxes[0].x + boxes[0].width, boxes[0].y + boxes[0].height)) if self._crops(params) else photo
+        image = photo.crop(boxes[0].corners) if self._crops(params) else photo
         return photo, image, boxes
 
     def _crops(self, params: SearchParams) -> bool:

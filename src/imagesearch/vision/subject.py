@@ -41,6 +41,11 @@ class Box(NamedTuple):
     width: int
     height: int
 
+    @property
+    def corners(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom): what ``Image.crop`` takes."""
+        return self.x, self.y, self.x + self.width, self.y + self.height
+
 
 def locate(image: Image.Image, feature_maps: Callable[[np.ndarray], np.ndarray], max_boxes: int = MAX_BOXES) -> list[Box]:
     """The boxes of the products in ``image``, the main subject first (largest activation mass).
