@@ -289,3 +289,5 @@ def test_located_boxes_are_in_the_original_photo_s_pixels(engine: SearchEngine) 
     regions = {product_ids(engine, group)[0]: group.region for group in page.groups}
     assert overlaps(regions["p003"], (180, 270, 960, 960)) > 0.5 and overlaps(regions["p009"], (1860, 270, 960, 960)) > 0.5
     assert page.region == page.subject == page.groups[0].region
+    # The main subject was the query: its group is that same search (its vector reused, not embedded again).
+    assert [item.product.pk for item in page.groups[0].items] == [item.product.pk for item in page.items][: len(page.groups[0].items)]

@@ -400,7 +400,8 @@ class SearchEngine:
             vector = self.parts.embedder.embed([image])[0]
         timings["embed_ms"] = (time.perf_counter() - started) * 1000 - timings.get("locate_ms", 0.0)
         page = self._rank_and_page(params, image, vector, floor, timings, early)
-        groups = self._group_pages(params, photo, boxes, floor) if photo is not None and params.groups else []
+        groups = self._group_pages(params, photo, boxes, floor, vector if self._crops(params) else None) \
+            if photo is not None and params.groups else []
         return replace(page, region=box, subject=in_original(photo, boxes[0]) if photo is not None and boxes else None, groups=groups)
 
     def _rank_and_page(
@@ -415,10 +416,14 @@ class SearchEngine:
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
         return self._ranked_page(params, chosen, timings)
 
-    def _group_pages(self, params: SearchParams, photo: Image.Image, boxes: list[Box], floor: float | None) -> list[SearchPage]:
-        """One first page per located product, each searched on its own box of ``photo``."""
-        crops = [photo.crop((box.x, box.y, box.x + box.width, box.y + box.height)) for box in boxes]
-        vectors = self.parts.embedder.embed(crops)
+    def _group_pages(
+        self, params: SearchParams, photo: Image.Image, boxes: list[Box], floor: float | None, main: np.ndarray | None = None
+    ) -> list[SearchPage]:
+        """One first page per located product, each searched on its own box of ``photo``; ``main``: the first box's
+        vector, when the query was that box already (``crop``), so it is not embedded twice."""
+        crops = [photo.crop(box.corners) for box in boxes]
+        rest = crops if main is None else crops[1:]
+        vectors = ([] if main is None else [main]) + list(self.parts.embedder.embed(rest) if rest else [])
         first_page = replace(params, page_no=None)
         return [
             replace(self._rank_and_page(first_page, crop, vector, floor, {}), region=in_original(photo, box))
