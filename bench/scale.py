@@ -79,19 +79,22 @@ def knn(search: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, repeats
 
 
 def index_memory(data_dir: Path) -> dict:
-    """What opening the current generation fully (read into memory, not mapped) adds to a fresh process's RSS."""
+    """What opening the current generation adds to a fresh process's memory: its own (anonymous) memory, the
+    index proper, and apart from it the file pages it maps (the re-ranking's rows: page cache, shared by every
+    worker of the machine and given back under pressure)."""
     script = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
-        from common import rss_bytes
+        from common import status_bytes
         from imagesearch.config import load_settings
         from imagesearch.workspace import Workspace
         workspace = Workspace(load_settings(Path({str(data_dir)!r})).with_overrides(model_cache_dir={str(RESULTS / "models")!r}))
         generation, identity = workspace.generation(), workspace.embedder_identity
-        before = rss_bytes()
+        anonymous, mapped = status_bytes("RssAnon"), status_bytes("RssFile")
         index = workspace.vectors.open(generation, identity)
-        print(json.dumps({{"kind": index.kind, "rss_bytes": rss_bytes() - before}}))
+        print(json.dumps({{"kind": index.kind, "rss_bytes": status_bytes("RssAnon") - anonymous,
+                          "mapped_bytes": status_bytes("RssFile") - mapped}}))
     """)
     return json.loads(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
 

@@ -226,21 +226,30 @@ def test_a_state_of_a_newer_layout_is_refused_with_the_way_out(tmp_path: Path) -
         store.open(1, EMBEDDER)
 
 
-def test_a_compact_segment_re_ranks_its_candidates_on_full_precision_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Codes find the candidates, full vectors score them: the scores are exact cosines and the order is exact."""
+@pytest.mark.parametrize("spread", [1, 9], ids=["dense ids", "sparse ids"])
+def test_a_compact_segment_re_ranks_its_candidates_on_full_precision_vectors(
+    spread: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Codes find the candidates, full vectors score them: the scores are exact cosines and the order is exact.
+
+    Sparse ids (after many removals) find their rows by binary search instead of the dense table.
+    """
     from imagesearch.index import faiss_store
 
     monkeypatch.setattr(faiss_store, "MIN_LEARN", 100)
     store = FaissStore(tmp_path, FaissSettings(kind="ivf", dim=16, nprobe=1000))
-    vectors = clustered(5000, seed=8)
-    base_of(store, 1, np.arange(5000), vectors)
+    live = np.arange(5000) * spread
+    vectors = np.zeros((5000 * spread, 32), np.float32)
+    vectors[live] = clustered(5000, seed=8)
+    base_of(store, 1, live, vectors)
     index = store.open(1, EMBEDDER)
     assert index.kind.startswith("ivf") and len(index.projections) == 1
+    assert (index.segments[0][1].exact._table is None) == (spread > 1)
     queries = clustered(10, seed=9)
     scores, ids = index.search(queries, 10)
     stored = vectors.astype(np.float16).astype(np.float32)
     assert np.allclose(scores, np.take_along_axis(queries @ stored.T, ids, axis=1), atol=1e-5)  # exact cosines
-    truth = exact(stored, np.arange(5000), queries, 10)
+    truth = exact(stored, live, queries, 10)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids.tolist(), truth.tolist(), strict=True)]) >= 0.95
 
 

@@ -20,6 +20,7 @@ storage of an ``hnsw``).
 from __future__ import annotations
 
 import json
+import mmap
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ TRAIN_PER_CELL = 40
 TRAIN_ITERATIONS = 10
 #: ``ivf`` segments smaller than this are ``flat``: too few vectors to learn cells from, and an exact scan is as fast.
 MIN_ANN = 4096
+#: A dense id -> row table is kept while the ids span at most this many times their count (else a binary search).
+DENSE_SPAN = 4
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,8 @@ class FaissIndex:
         #: Removed ids kept inside a segment of the earlier, single-index layout.
         self.own_tombstones = np.asarray(tombstones if tombstones is not None else [], dtype=np.int64)
         self._ids: np.ndarray | None = None
-        #: (ascending ids, their float16 full-precision vectors, memory-mapped) of a compact segment, else None.
-        self.exact: tuple[np.ndarray, np.ndarray] | None = None
+        #: The full-precision vectors of a compact segment, else None.
+        self.exact: ExactRows | None = None
 
     @property
     def kind(self) -> str:
@@ -201,12 +204,11 @@ class FaissIndex:
         if self.exact is None:
             return self._search(queries, k, exclude, excluded, only)
         _, candidates = self._search(queries, max(k, self.settings.rerank), exclude, excluded, only)
-        exact_ids, vectors = self.exact
         scores = np.full((len(candidates), k), -np.inf, np.float32)
         found_ids = np.full((len(candidates), k), -1, np.int64)
         for row, (query, found) in enumerate(zip(full, candidates, strict=True)):
             found = found[found >= 0]
-            best, at = _rescore(vectors, np.searchsorted(exact_ids, found), query, k)
+            best, at = _rescore(self.exact.vectors, self.exact.rows(found), query, k)
             scores[row, : len(best)], found_ids[row, : len(best)] = best, found[at]
         return scores, found_ids
 
@@ -282,10 +284,55 @@ class FaissIndex:
         index = faiss.read_index(str(directory / INDEX_FILE))
         segment = cls(index, state["structure"], settings, state.get("projection"), np.asarray(state.get("tombstones", []), np.int64))
         if (directory / EXACT_IDS_FILE).exists() and index.ntotal:
-            ids = np.load(directory / EXACT_IDS_FILE)
-            vectors = np.memmap(directory / EXACT_FILE, dtype=np.float16, mode="r", shape=(len(ids), int(state["full_dim"])))
-            segment.exact = (ids, vectors)
+            segment.exact = ExactRows.open(directory, int(state["full_dim"]))
         return segment
+
+
+class ExactRows:
+    """A compact segment's full-precision vectors (float16 rows in ascending id order), read through a memory map.
+
+    Re-ranking reads a few hundred random rows a search, so two lookups are
+    kept off its path: the row of an id comes from a dense table (a binary
+    search over a million ids took 0.2-0.4 ms a search, the table 0.01 ms),
+    and the map's page tables are filled when the segment opens while its
+    file fits in memory (each first touch of a page was otherwise a fault:
+    800 rows read in 1.0 ms instead of 0.5).
+    """
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.ids = ids
+        self.vectors = vectors
+        self._table: np.ndarray | None = None
+        if len(ids) and int(ids[-1] - ids[0]) < DENSE_SPAN * len(ids):
+            self._table = np.full(int(ids[-1] - ids[0]) + 1, -1, np.int32)
+            self._table[ids - ids[0]] = np.arange(len(ids), dtype=np.int32)
+
+    @classmethod
+    def open(cls, directory: Path, dim: int) -> ExactRows:
+        ids = np.load(directory / EXACT_IDS_FILE)
+        path = directory / EXACT_FILE
+        populate = getattr(mmap, "MAP_POPULATE", 0) if path.stat().st_size < _available_memory() // 2 else 0
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), 0, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+        return cls(ids, np.frombuffer(mapped, dtype=np.float16).reshape(len(ids), dim))
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The row of each of ``ids`` (all of them held here)."""
+        if self._table is not None:
+            return self._table[ids - self.ids[0]]
+        return np.searchsorted(self.ids, ids)
+
+
+def _available_memory() -> int:
+    """Bytes of memory available without swapping (Linux), or 0 when unknown: nothing is then populated."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 class _Scratch(threading.local):
