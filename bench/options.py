@@ -4,7 +4,7 @@
     python bench/options.py --queries 60
 
 Queries are the clothing-small test photos as JPEG bytes, through ``SearchEngine.search`` exactly as
-``/v1/search`` runs it (validation included), one at a time, 2 threads.  Reported: p50 and p90 per
+``/v1/search`` runs it (validation included), one at a time, 2 threads (one for FAISS, as ``serve`` runs it).  Reported: p50 and p90 per
 option, and the engine's own split (embed, locate, rank).  The kNN share grows with the catalog
 (0.97 ms at 100k images, ``bench/backends.py``); everything else does not depend on its size.
 """
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(RESULTS / "quality-data-defaults"), help="a data directory bench/quality.py imported")
     parser.add_argument("--queries", type=int, default=60)
     args = parser.parse_args()
-    settings = load_settings(Path(args.data)).with_overrides(model_cache_dir=str(RESULTS / "models"), threads=2)
+    settings = load_settings(Path(args.data)).with_overrides(model_cache_dir=str(RESULTS / "models"), threads=2, index_threads=1)
     workspace = Workspace(settings)
     engine = SearchEngine(workspace)
     engine.warm_up()
