@@ -291,3 +291,24 @@ def test_located_boxes_are_in_the_original_photo_s_pixels(engine: SearchEngine) 
     assert page.region == page.subject == page.groups[0].region
     # The main subject was the query: its group is that same search (its vector reused, not embedded again).
     assert [item.product.pk for item in page.groups[0].items] == [item.product.pk for item in page.items][: len(page.groups[0].items)]
+
+
+@pytest.mark.parametrize(("fields", "locates"), [
+    ({}, 1),  # a whole photo: its subject is located for the verification
+    ({"crop": True}, 1),  # the located box is the subject: not located again inside it
+    ({"region": [200, 110, 360, 360]}, 0),  # the caller's box is the subject
+    ({"groups": True}, 1),  # the photo's boxes serve the main search and each group's
+])
+def test_same_locates_the_photo_at_most_once(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], locates: int) -> None:
+    """``same`` keeps the query's keypoints to its product; where the search knows the product's box already, it
+    is not found a second time (a network pass each)."""
+    photo = Image.new("RGB", (600, 500), (200, 196, 190))
+    photo.paste(product_image(5), (220, 130))
+    calls = []
+    locate = engine.locate
+    monkeypatch.setattr(engine, "locate", lambda image: calls.append(image.size) or locate(image))
+    page = engine.search(params(engine, photo, search_type="same", **fields))
+    assert len(calls) == locates
+    assert product_ids(engine, page)[:1] == ["p005"]
+    for group in page.groups:
+        assert product_ids(engine, group)[:1] in (["p005"], [])

@@ -43,7 +43,7 @@ from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
 from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side, in_original
 from ..vision.embedder import l2_normalize
-from ..vision.subject import Box, locate
+from ..vision.subject import WHOLE, Box, Share, locate
 from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, query_pair
 from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, parse_params
 from .ranking import (
@@ -221,12 +221,11 @@ class SearchEngine:
             raise RequestError(ErrorCode.SubjectUnavailable, model=self.parts.embedder.name)
         return locate(image, feature_maps)
 
-    def _subject_share(self, image: Image.Image) -> tuple[float, float, float, float] | None:
-        """The main subject of ``image`` as fractions of it (left, top, right, bottom), if the embedder can locate it."""
+    def _subject_share(self, image: Image.Image) -> Share | None:
+        """The main subject of ``image`` as fractions of it, if the embedder can locate it."""
         if getattr(self.parts.embedder, "feature_maps", None) is None:
             return None
-        left, top, right, bottom = self.locate(image)[0].corners
-        return left / image.width, top / image.height, right / image.width, bottom / image.height
+        return self.locate(image)[0].share(image.size)
 
     def _located_query(self, params: SearchParams, timings: dict[str, float]) -> tuple[Image.Image, Image.Image, list[Box]]:
         """The photo, the query (the main subject with ``crop``, else the photo) and the photo's products (timed as
@@ -305,8 +304,10 @@ class SearchEngine:
 
     def _same_evidence(
         self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, only: IdSet | None, exclude: frozenset[int],
-        query_features: Future[LocalFeatures] | None = None,
+        query_features: Future[LocalFeatures] | None = None, subject: Share | None = None,
     ) -> SameEvidence:
+        """``subject``: where the product is in ``image``, when the search knows it already (a located box, the
+        caller's ``region``: all of it); else it is located here (a network pass, 10-13 ms)."""
         settings = self.settings
         ranked = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
         if exclude:
@@ -318,7 +319,7 @@ class SearchEngine:
             return SameEvidence(ranked, candidates, {})
         # The query's features on one thread (its mirror image's follow from them); the candidates' meanwhile.
         direct = query_features or self._extractors.submit(extract, image)
-        subject = self._subject_share(image)
+        subject = subject or self._subject_share(image)
         features = self._candidate_features([item.image_id for item in candidates])
         query = query_pair(direct.result(), subject)
         verified = [item for item in candidates if item.image_id in features]
@@ -328,12 +329,13 @@ class SearchEngine:
 
     def rank_same(
         self, image: Image.Image, vector: np.ndarray, ship_to: str | None, category_id: str | None = None, min_score: float | None = None,
-        query_features: Future[LocalFeatures] | None = None,
+        query_features: Future[LocalFeatures] | None = None, subject: Share | None = None,
     ) -> list[RankedItem]:
         """Products that are the same item as the query (see :mod:`.ranking` for the rule); ``query_features``: the
-        extraction of ``image``'s local features, when it was started already."""
+        extraction of ``image``'s local features, when it was started already; ``subject``: where the product is in
+        ``image``, when known (see :meth:`_same_evidence`)."""
         snapshot = self.snapshot()  # one generation for both the evidence and the thresholds
-        evidence = self._same_evidence(snapshot, image, vector, self._filter(ship_to, category_id), frozenset(), query_features)
+        evidence = self._same_evidence(snapshot, image, vector, self._filter(ship_to, category_id), frozenset(), query_features, subject)
         thresholds = snapshot.same_thresholds
         chosen = select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
         return [item for item in chosen if item.score >= min_score] if min_score is not None else chosen
@@ -399,18 +401,20 @@ class SearchEngine:
             early = self._extractors.submit(extract, image) if params.search_type == "same" else None
             vector = self.parts.embedder.embed([image])[0]
         timings["embed_ms"] = (time.perf_counter() - started) * 1000 - timings.get("locate_ms", 0.0)
-        page = self._rank_and_page(params, image, vector, floor, timings, early)
+        # Where the product is in the query when the search knows it already (``same`` verifies only its keypoints).
+        subject = WHOLE if params.region is not None or self._crops(params) else boxes[0].share(photo.size) if photo is not None else None
+        page = self._rank_and_page(params, image, vector, floor, timings, early, subject)
         groups = self._group_pages(params, photo, boxes, floor, vector if self._crops(params) else None) \
             if photo is not None and params.groups else []
         return replace(page, region=box, subject=in_original(photo, boxes[0]) if photo is not None and boxes else None, groups=groups)
 
     def _rank_and_page(
         self, params: SearchParams, image: Image.Image | None, vector: np.ndarray, floor: float | None, timings: dict[str, float],
-        query_features: Future[LocalFeatures] | None = None,
+        query_features: Future[LocalFeatures] | None = None, subject: Share | None = None,
     ) -> SearchPage:
         started = time.perf_counter()
         if params.search_type == "same" and image is not None:
-            chosen = self.rank_same(image, vector, params.ship_to, params.category_id, floor, query_features)
+            chosen = self.rank_same(image, vector, params.ship_to, params.category_id, floor, query_features, subject)
         else:
             chosen = self.rank_similar(vector, params.ship_to, params.category_id, floor)
         timings["rank_ms"] = (time.perf_counter() - started) * 1000
@@ -426,7 +430,7 @@ class SearchEngine:
         vectors = ([] if main is None else [main]) + list(self.parts.embedder.embed(rest) if rest else [])
         first_page = replace(params, page_no=None)
         return [
-            replace(self._rank_and_page(first_page, crop, vector, floor, {}), region=in_original(photo, box))
+            replace(self._rank_and_page(first_page, crop, vector, floor, {}, subject=WHOLE), region=in_original(photo, box))
             for crop, vector, box in zip(crops, vectors, boxes, strict=True)
         ]
 

@@ -33,6 +33,12 @@ MAX_BOXES = 5
 MARGIN_CELLS = 0.5
 
 
+#: A box as fractions of its image (left, top, right, bottom).
+Share = tuple[float, float, float, float]
+#: All of an image.
+WHOLE: Share = (0.0, 0.0, 1.0, 1.0)
+
+
 class Box(NamedTuple):
     """x, y, width, height in the photo's pixels."""
 
@@ -45,6 +51,11 @@ class Box(NamedTuple):
     def corners(self) -> tuple[int, int, int, int]:
         """(left, top, right, bottom): what ``Image.crop`` takes."""
         return self.x, self.y, self.x + self.width, self.y + self.height
+
+    def share(self, size: tuple[int, int]) -> Share:
+        """This box as fractions of a photo of ``size``."""
+        left, top, right, bottom = self.corners
+        return left / size[0], top / size[1], right / size[0], bottom / size[1]
 
 
 def locate(image: Image.Image, feature_maps: Callable[[np.ndarray], np.ndarray], max_boxes: int = MAX_BOXES) -> list[Box]:
