@@ -37,6 +37,7 @@ from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, SIMILAR_FIELDS, V1_FIELD
 from ..search.presentation import (
     Presented,
     Reader,
+    box_fields,
     present,
     present_page,
     thumbnail_url,
@@ -130,10 +131,6 @@ def product_json(item: Presented) -> dict[str, Any]:
     return body
 
 
-def box_json(box: tuple[int, int, int, int]) -> dict[str, int]:
-    return dict(zip(("x", "y", "width", "height"), box, strict=True))
-
-
 def page_json(page: SearchPage, items: list[Presented], public_url: str, default_lang: str) -> dict[str, Any]:
     def result(item: Presented) -> dict[str, Any]:
         assert item.image_id is not None
@@ -148,8 +145,8 @@ def page_json(page: SearchPage, items: list[Presented], public_url: str, default
         "products": [result(item) for item in items],
         "timings_ms": {key: round(value, 2) for key, value in page.timings.items()},
         "warnings": page.warnings,
-        **({"region": box_json(page.region)} if page.region is not None else {}),
-        **({"subject": box_json(page.subject)} if page.subject is not None else {}),
+        **({"region": box_fields(page.region)} if page.region is not None else {}),
+        **({"subject": box_fields(page.subject)} if page.subject is not None else {}),
         **({"groups": [{key: value for key, value in group.items() if key != "warnings"} for group in groups]} if page.groups else {}),
     }
 

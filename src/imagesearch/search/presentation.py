@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import TypedDict
 
 from ..catalog.base import Category, ProductView
 from ..i18n import pick_text
@@ -76,6 +77,20 @@ class Reader:
 
 def thumbnail_url(public_url: str, image_id: int) -> str:
     return f"{public_url.rstrip('/')}/thumbnails/{image_id}.jpg"
+
+
+class BoxFields(TypedDict):
+    """A box of the query photo (a searched region, a located subject) as every output shape writes it."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def box_fields(box: tuple[int, int, int, int]) -> BoxFields:
+    x, y, width, height = box
+    return {"x": x, "y": y, "width": width, "height": height}
 
 
 def main_image_url(product: ProductView, public_url: str) -> str:

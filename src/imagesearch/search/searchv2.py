@@ -14,7 +14,7 @@ from typing import TypedDict
 from ..errors import RequestError
 from ..pricing.money import minor_units
 from .engine import SearchPage
-from .presentation import CategoryName, Presented
+from .presentation import BoxFields, CategoryName, Presented, box_fields
 
 
 class Money(TypedDict):
@@ -65,13 +65,6 @@ class Pagination(TypedDict):
     page_size: int
 
 
-class Box(TypedDict):
-    x: int
-    y: int
-    width: int
-    height: int
-
-
 class SearchV2Result(TypedDict, total=False):
     """The ``result`` object of a successful searchV2 response (plain dicts: this is on every search's path).
 
@@ -85,8 +78,8 @@ class SearchV2Result(TypedDict, total=False):
     total_count: int
     pagination: Pagination
     empty: bool
-    region: Box
-    subject: Box
+    region: BoxFields
+    subject: BoxFields
 
 
 class SearchV2Error(TypedDict):
@@ -191,10 +184,10 @@ def render(page: SearchPage, items: list[Presented]) -> SearchV2Result:
         "pagination": {"has_next": page.has_next, "page_no": page.page_no, "page_count": page.page_count, "page_size": page.page_size},
         "empty": not items,
     }
-    for name, box in (("region", page.region), ("subject", page.subject)):
-        if box is not None:
-            x, y, width, height = box
-            result[name] = {"x": x, "y": y, "width": width, "height": height}  # type: ignore[literal-required]
+    if page.region is not None:
+        result["region"] = box_fields(page.region)
+    if page.subject is not None:
+        result["subject"] = box_fields(page.subject)
     return result
 
 
