@@ -376,3 +376,18 @@ def test_image_paths_cannot_leave_the_catalog_files_folder(tmp_path: Path, works
         import_file(workspace, write_rows(tmp_path / "shop" / "c.jsonl", rows))
     assert len(error.value.errors) == 3 and all("outside the catalog file's folder" in e.reason for e in error.value.errors)
     assert workspace.catalog.counts()["products"] == 0
+
+
+def test_a_category_s_name_is_the_last_row_s_even_when_rows_repeat_it(tmp_path: Path, workspace: Workspace) -> None:
+    """A category written by many rows of one import (written once while its name repeats) takes the name of the
+    file's last row that names it, also when that name went back to an earlier one."""
+    for index in range(3):
+        (tmp_path / f"{index}.jpg").write_bytes(jpeg_bytes(product_image(index)))
+    named = [{"en": "Lamps"}, {"en": "Lights", "fr": "Lumières"}, {"en": "Lamps"}]
+    rows = [product_record(index, [f"{index}.jpg"], category={"second_level": {"id": "7", "name": name}}) for index, name in enumerate(named)]
+    import_file(workspace, write_rows(tmp_path / "catalog.jsonl", rows[:2]))
+    names = {category.id: category.names for category, *_ in workspace.catalog.category_tree()}
+    assert names["7"] == {"en": "Lights", "fr": "Lumières"}
+    import_file(workspace, write_rows(tmp_path / "catalog.jsonl", rows))
+    names = {category.id: category.names for category, *_ in workspace.catalog.category_tree()}
+    assert names["7"]["en"] == "Lamps"
