@@ -16,7 +16,7 @@ from imagesearch.search.engine import same_thresholds_of
 from imagesearch.search.ranking import SameThresholds
 from imagesearch.vision import pooling
 from imagesearch.vision.synthetic import product_image
-from imagesearch.vision.verify import VERIFIER, best_inliers, extract, inliers, mirrored, plausible, query_pair, spread
+from imagesearch.vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, inliers, mirrored, plausible, query_pair, spread
 from imagesearch.workspace import Workspace
 
 
@@ -136,3 +136,18 @@ def test_mirrored_features_are_those_of_the_mirror_image() -> None:
     assert (twin_gap < 0.1).mean() > 0.5  # (the weakest keypoints differ: ties at the 500-keypoint cut)
     # And verification finds the mirrored copy through them as well as through a second extraction.
     assert inliers(derived, extract(ImageOps.mirror(photo))) >= 0.7 * inliers(extracted, extract(ImageOps.mirror(photo)))
+
+
+def test_features_are_kept_in_half_precision_and_match_as_in_full() -> None:
+    """Features are stored in float16 (half the search's feature cache) and count the same inliers as float32."""
+    original = textured(1)
+    photo = SECOND_PHOTOS["perspective"](original, np.random.default_rng(4))
+    query, candidate = extract(photo), extract(original)
+    assert query.descriptors is not None and query.descriptors.dtype == np.float16
+
+    def full(features: LocalFeatures) -> LocalFeatures:
+        assert features.descriptors is not None
+        return LocalFeatures(features.points, features.descriptors.astype(np.float32), features.size)
+
+    half = best_inliers(query_pair(query), candidate)
+    assert half >= 20 and half == best_inliers(query_pair(full(query)), full(candidate))
