@@ -185,12 +185,8 @@ def embed_views(
     if trim:
         images = list(pool.map(trim_border, images)) if pool is not None and len(images) > 1 else [trim_border(image) for image in images]
     # Every view (and mirror) of every image in one batch: one network run, whose threads share the work better
-    # than one run per view (a single query's two views, above all).  A single image's views are fitted side by
-    # side (Pillow resamples without the GIL); several images are spread over the pool one image each instead.
-    if pool is not None and len(images) == 1 and len(views) > 1:
-        blocks = list(pool.map(lambda mode: to_batch(images, size, mode, flip), views))
-    else:
-        blocks = [to_batch(images, size, mode, flip, pool) for mode in views]
-    batch = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    # than one run per view (a single query's two views, above all).
+    batch = np.concatenate([to_batch(images, size, mode, flip, pool) for mode in views]) if len(views) > 1 else \
+        to_batch(images, size, views[0], flip, pool)
     rows = l2_normalize(features(batch))
     return l2_normalize(rows.reshape(-1, len(images), rows.shape[1]).sum(axis=0))
