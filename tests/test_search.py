@@ -19,7 +19,7 @@ from imagesearch.pricing.money import convert, minor_units
 from imagesearch.search.engine import SearchEngine
 from imagesearch.search.params import SearchParams, parse_params
 from imagesearch.search.presentation import present_page
-from imagesearch.search.ranking import SameThresholds
+from imagesearch.search.ranking import SameThresholds, background, select_same, stands_out
 from imagesearch.search.searchv2 import render
 from imagesearch.vision.synthetic import product_image
 
@@ -313,3 +313,21 @@ def test_a_full_disk_still_answers_the_first_page(engine: SearchEngine, monkeypa
     page = engine.search(params)
     assert [item.product.product_id for item in page.items][0] == "p003" and page.next_start_row_key == ""
     assert page.warnings and "disk is full" in page.warnings[0]
+
+
+def test_same_verifies_only_candidates_that_do_not_stand_out(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A candidate scoring the margin above the background is the same item whatever its inliers: a search does
+    not extract or match its features (calibration, trying many margins, still verifies all), and decides alike."""
+    copy = product_image(9).resize((250, 250))
+    vector = engine.parts.embedder.embed([copy])[0]
+    everything = engine.same_evidence(copy, vector, None)
+    thresholds = engine.snapshot().same_thresholds
+    floor = background(everything.ranked)
+    standing = {item.image_id for item in everything.candidates if stands_out(item, floor, thresholds.margin)}
+    asked: list[int] = []
+    extract_for = engine._candidate_features
+    monkeypatch.setattr(engine, "_candidate_features", lambda image_ids: asked.extend(image_ids) or extract_for(image_ids))
+    chosen = engine.rank_same(copy, vector, None)
+    assert standing and not standing & set(asked)
+    decided = select_same(everything.ranked, everything.candidates, everything.inliers, thresholds.min_inliers, thresholds.margin)
+    assert [item.product_pk for item in chosen] == [item.product_pk for item in decided]

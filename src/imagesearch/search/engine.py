@@ -49,11 +49,13 @@ from .params import DEFAULT_PAGE_SIZE, PARAM0_FIELDS, Region, SearchParams, pars
 from .ranking import (
     SameThresholds,
     aggregate,
+    background,
     collapse,
     same_candidates,
     select_same,
     select_similar,
     sort_items,
+    stands_out,
 )
 from .results import RankedItem, ResultSet, ResultStore
 
@@ -304,10 +306,12 @@ class SearchEngine:
 
     def _same_evidence(
         self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, only: IdSet | None, exclude: frozenset[int],
-        query_features: Future[LocalFeatures] | None = None, subject: Share | None = None,
+        query_features: Future[LocalFeatures] | None = None, subject: Share | None = None, margin: float | None = None,
     ) -> SameEvidence:
         """``subject``: where the product is in ``image``, when the search knows it already (a located box, the
-        caller's ``region``: all of it); else it is located here (a network pass, 10-13 ms)."""
+        caller's ``region``: all of it); else it is located here (a network pass, 10-13 ms).  ``margin``: candidates
+        standing that far above the background are accepted whatever their inliers, so they are not verified (a
+        search passes its threshold; calibration, which tries many, verifies every candidate)."""
         settings = self.settings
         ranked = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
         if exclude:
@@ -315,14 +319,16 @@ class SearchEngine:
         candidates = same_candidates(ranked, settings.same_candidates, settings.same_window, settings.same_min_score)
         if only is not None:  # the background stays the whole catalog's: only the answers must pass the filters
             candidates = [item for item in candidates if only.contains(item.image_id)]
-        if not candidates:
+        floor = background(ranked)
+        unsettled = [item for item in candidates if margin is None or not stands_out(item, floor, margin)]
+        if not unsettled:
             return SameEvidence(ranked, candidates, {})
         # The query's features on one thread (its mirror image's follow from them); the candidates' meanwhile.
         direct = query_features or self._extractors.submit(extract, image)
         subject = subject or self._subject_share(image)
-        features = self._candidate_features([item.image_id for item in candidates])
+        features = self._candidate_features([item.image_id for item in unsettled])
         query = query_pair(direct.result(), subject)
-        verified = [item for item in candidates if item.image_id in features]
+        verified = [item for item in unsettled if item.image_id in features]
         # Matching (OpenCV, which lets go of the GIL) runs on every core too: 2 ms a candidate.
         counts = self._extractors.map(lambda item: best_inliers(query, features[item.image_id]), verified)
         return SameEvidence(ranked, candidates, {item.product_pk: count for item, count in zip(verified, counts)})
@@ -335,8 +341,10 @@ class SearchEngine:
         extraction of ``image``'s local features, when it was started already; ``subject``: where the product is in
         ``image``, when known (see :meth:`_same_evidence`)."""
         snapshot = self.snapshot()  # one generation for both the evidence and the thresholds
-        evidence = self._same_evidence(snapshot, image, vector, self._filter(ship_to, category_id), frozenset(), query_features, subject)
         thresholds = snapshot.same_thresholds
+        evidence = self._same_evidence(
+            snapshot, image, vector, self._filter(ship_to, category_id), frozenset(), query_features, subject, thresholds.margin
+        )
         chosen = select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
         return [item for item in chosen if item.score >= min_score] if min_score is not None else chosen
 

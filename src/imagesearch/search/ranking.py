@@ -92,11 +92,12 @@ def select_same(
 ) -> list[RankedItem]:
     """Candidates verified geometrically, or standing ``margin`` above the background of ``items``."""
     floor = background(items)
-    return [
-        item
-        for item in candidates
-        if inliers.get(item.product_pk, 0) >= min_inliers or item.score - floor >= margin
-    ]
+    return [item for item in candidates if inliers.get(item.product_pk, 0) >= min_inliers or stands_out(item, floor, margin)]
+
+
+def stands_out(item: RankedItem, floor: float, margin: float) -> bool:
+    """Whether ``item`` scores ``margin`` above the background ``floor``: the same item without verification."""
+    return item.score - floor >= margin
 
 
 def collapse(
