@@ -40,8 +40,8 @@ from imagesearch.evaluation.metrics import average_precision_at, precision_at
 from imagesearch.evaluation.transforms import SECOND_PHOTOS, TRANSFORMS
 from imagesearch.ingest.importer import import_file
 from imagesearch.search.calibration import calibrate_same
-from imagesearch.search.engine import SameEvidence, SearchEngine
-from imagesearch.search.ranking import select_same
+from imagesearch.search.engine import SameEvidence, SearchEngine, same_thresholds_of
+from imagesearch.search.ranking import SameThresholds, select_same
 from imagesearch.workspace import Workspace
 
 COPY_ORIGINALS = 500
@@ -204,36 +204,42 @@ def main() -> None:
         for split, items in (("validation", validation), ("test", test))
     }
 
-    def accepted(evidence: SameEvidence, min_inliers: int, margin: float) -> set[int]:
-        return {item.product_pk for item in select_same(evidence.ranked, evidence.candidates, evidence.inliers, min_inliers, margin)}
+    def accepted(evidence: SameEvidence, rule: SameThresholds) -> set[int]:
+        return {item.product_pk for item in select_same(evidence.ranked, evidence.candidates, evidence.inliers, rule)}
 
-    def rates(min_inliers: int, margin: float) -> tuple[np.ndarray, dict[str, float]]:
-        hits = np.array([pk in accepted(ev, min_inliers, margin) for ev, pk in zip(copy_evidence, truth)])
-        fp = {split: float(np.mean([bool(accepted(ev, min_inliers, margin)) for ev in evs])) for split, evs in negative_evidence.items()}
+    def rates(rule: SameThresholds) -> tuple[np.ndarray, dict[str, float]]:
+        hits = np.array([pk in accepted(ev, rule) for ev, pk in zip(copy_evidence, truth)])
+        fp = {split: float(np.mean([bool(accepted(ev, rule)) for ev in evs])) for split, evs in negative_evidence.items()}
         return hits, fp
 
+    configured = same_thresholds_of(workspace)
     sweep = []
-    for margin in MARGIN_GRID:
-        for min_inliers in INLIER_GRID:
-            hits, fp = rates(min_inliers, margin)
-            sweep.append({"min_inliers": min_inliers, "margin": margin, "recall": round(float(hits[copies_only].mean()), 3),
-                          "recall_second_photos": round(float(hits[~copies_only].mean()), 3),
-                          "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4)})
+    # The two rules alone, then with the configured joint rule beside them.
+    for joint in ((10**9, 10.0), (configured.joint_inliers, configured.joint_margin)):
+        for margin in MARGIN_GRID:
+            for min_inliers in INLIER_GRID:
+                hits, fp = rates(SameThresholds(min_inliers, margin, joint_inliers=joint[0], joint_margin=joint[1]))
+                sweep.append({"min_inliers": min_inliers, "margin": margin, "joint_inliers": joint[0], "joint_margin": joint[1],
+                              "recall": round(float(hits[copies_only].mean()), 3),
+                              "recall_second_photos": round(float(hits[~copies_only].mean()), 3),
+                              "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4)})
     feasible = [row for row in sweep if row["fp_validation"] <= MAX_FP]
     best = max(feasible, key=lambda row: (row["recall"] + row["recall_second_photos"], -row["fp_validation"]))
     calibration = calibrate_same(engine, samples=100, max_fp=MAX_FP, save=False)
-    hits, fp = rates(calibration.thresholds.min_inliers, calibration.thresholds.margin)
+    hits, fp = rates(calibration.thresholds)
     calibrated_figures = {
         "min_inliers": calibration.thresholds.min_inliers, "margin": calibration.thresholds.margin,
+        "joint_inliers": calibration.thresholds.joint_inliers, "joint_margin": calibration.thresholds.joint_margin,
         "on_synthetic_copies": {"recall": calibration.recall, "fp": calibration.false_positive_rate},
         "recall": round(float(hits[copies_only].mean()), 3), "recall_second_photos": round(float(hits[~copies_only].mean()), 3),
         "fp_validation": round(fp["validation"], 4), "fp_test": round(fp["test"], 4), "seconds": round(calibration.seconds, 1),
     }
     settings = workspace.settings
-    hits, fp = rates(settings.same_min_inliers, settings.same_margin)
+    hits, fp = rates(configured)
     same = {
         "configured": {
-            "min_inliers": settings.same_min_inliers, "margin": settings.same_margin,
+            "min_inliers": configured.min_inliers, "margin": configured.margin,
+            "joint_inliers": configured.joint_inliers, "joint_margin": configured.joint_margin,
             "candidates": settings.same_candidates, "window": settings.same_window, "min_score": settings.same_min_score,
             "recall": round(float(hits[copies_only].mean()), 3), "recall_second_photos": round(float(hits[~copies_only].mean()), 3),
             "recall_by_transform": {name: round(float(hits[names == name].mean()), 3) for name in ALL_TRANSFORMS},
@@ -241,7 +247,7 @@ def main() -> None:
         },
         "best_at_max_fp_on_validation": best,
         "catalog_calibrated": calibrated_figures,
-        "margin_only_at_max_fp": max((row for row in feasible if row["min_inliers"] == 10**9), key=lambda row: row["recall"]),
+        "margin_only_at_max_fp": max((row for row in feasible if row["min_inliers"] == row["joint_inliers"] == 10**9), key=lambda row: row["recall"]),
         "evidence_ms_per_query": round(same_ms, 1),
         "original_among_candidates": {name: round(float(candidate_recall[names == name].mean()), 3) for name in ALL_TRANSFORMS},
         "sweep": sweep,

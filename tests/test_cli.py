@@ -76,7 +76,8 @@ def test_info(imported: tuple[Path, Path], model_cache: Path) -> None:
     assert info["products"] == 8 and info["images"] == 10 and info["index"]["kind"] == "flat" and info["index"]["vectors"] == 10
     assert info["embedder"].startswith("efficientnet-lite0") and info["rates"]["base"] == "EUR"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["last_write_at"])
-    assert info["same_thresholds"]["source"] == "settings" and info["same_thresholds"]["min_inliers"] == 20
+    assert info["same_thresholds"]["source"] == "settings" and info["same_thresholds"]["min_inliers"] == 25
+    assert (info["same_thresholds"]["joint_inliers"], info["same_thresholds"]["joint_margin"]) == (10, 0.08)
 
 
 def test_rates_import_ecb_xml(tmp_path: Path, model_cache: Path) -> None:

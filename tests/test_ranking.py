@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagesearch.search.ranking import (
+    SameThresholds,
     aggregate,
     background,
     same_candidates,
@@ -68,13 +69,24 @@ def test_same_candidates_window() -> None:
     assert same_candidates([], 10, 0.1, 0.5) == []
 
 
-def test_same_needs_inliers_or_a_large_margin() -> None:
+def test_same_needs_inliers_or_a_large_margin_or_some_of_both() -> None:
     ranked = items(0.95, 0.94, 0.93, 0.58, 0.55, 0.55, 0.54, 0.53, 0.52, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
     candidates = ranked[:3]
-    chosen = select_same(ranked, candidates, {0: 200, 1: 3, 2: 40}, min_inliers=35, margin=0.5)
+    chosen = select_same(ranked, candidates, {0: 200, 1: 3, 2: 40}, SameThresholds(35, 0.5))
     assert [item.product_pk for item in chosen] == [0, 2]
-    chosen = select_same(ranked, candidates, {}, min_inliers=35, margin=0.4)
+    chosen = select_same(ranked, candidates, {}, SameThresholds(35, 0.4))
     assert [item.product_pk for item in chosen] == [0, 1, 2]  # 0.93 - 0.52 >= 0.4
+    # The joint rule: 12 inliers and a lead of 0.41 together (each too weak alone); 3 inliers are not enough.
+    joint = SameThresholds(35, 0.5, joint_inliers=10, joint_margin=0.4)
+    assert [item.product_pk for item in select_same(ranked, candidates, {0: 12, 1: 3, 2: 12}, joint)] == [0, 2]
+    assert not joint.accepts(9, 0.45) and joint.accepts(10, 0.4) and joint.accepts(0, 0.5) and joint.accepts(35, 0.0)
+
+
+def test_thresholds_stored_before_the_joint_rule_keep_it_off() -> None:
+    old = SameThresholds.from_json('{"min_inliers": 20, "margin": 0.2, "source": "calibrated", "verifier": "rootsift-homography"}')
+    assert (old.joint_inliers, old.joint_margin) == (10**9, 10.0) and not old.accepts(19, 0.19)
+    rule = SameThresholds(25, 0.25, "calibrated", joint_inliers=10, joint_margin=0.08)
+    assert SameThresholds.from_json(rule.to_json()) == rule
 
 
 def test_similar_applies_floor_and_cap() -> None:

@@ -19,7 +19,7 @@ from imagesearch.pricing.money import convert, minor_units
 from imagesearch.search.engine import SearchEngine
 from imagesearch.search.params import SearchParams, parse_params
 from imagesearch.search.presentation import present_page
-from imagesearch.search.ranking import SameThresholds, background, select_same, stands_out
+from imagesearch.search.ranking import SameThresholds, background, select_same
 from imagesearch.search.searchv2 import render
 from imagesearch.vision.synthetic import product_image
 
@@ -323,11 +323,11 @@ def test_same_verifies_only_candidates_that_do_not_stand_out(engine: SearchEngin
     everything = engine.same_evidence(copy, vector, None)
     thresholds = engine.snapshot().same_thresholds
     floor = background(everything.ranked)
-    standing = {item.image_id for item in everything.candidates if stands_out(item, floor, thresholds.margin)}
+    standing = {item.image_id for item in everything.candidates if thresholds.accepts(0, item.score - floor)}
     asked: list[int] = []
     extract_for = engine._candidate_features
     monkeypatch.setattr(engine, "_candidate_features", lambda image_ids: asked.extend(image_ids) or extract_for(image_ids))
     chosen = engine.rank_same(copy, vector, None)
     assert standing and not standing & set(asked)
-    decided = select_same(everything.ranked, everything.candidates, everything.inliers, thresholds.min_inliers, thresholds.margin)
+    decided = select_same(everything.ranked, everything.candidates, everything.inliers, thresholds)
     assert [item.product_pk for item in chosen] == [item.product_pk for item in decided]

@@ -232,8 +232,7 @@ def calibrate_command(ctx: click.Context, samples: int, max_fp: float, dry_run: 
         engine, samples=samples, max_fp=max_fp, save=not dry_run, progress=sys.stderr.isatty() if progress is None else progress
     )
     _echo_json({
-        "min_inliers": report.thresholds.min_inliers,
-        "margin": report.thresholds.margin,
+        **report.thresholds.numbers(),
         "recall": report.recall,
         "false_positive_rate": report.false_positive_rate,
         "positives": report.positives,
@@ -495,13 +494,12 @@ def _same_thresholds(workspace: Workspace) -> dict[str, Any]:
     """The "same" thresholds searches use: calibrated for this catalog (with the measured rates), or the settings'."""
     thresholds = same_thresholds_of(workspace)
     stored = workspace.catalog.get_meta(CALIBRATION_KEY)
+    rule = {**thresholds.numbers(), "source": thresholds.source}
     if stored and thresholds.source == "settings":  # calibrated for another verifier: not used
-        return {"min_inliers": thresholds.min_inliers, "margin": thresholds.margin, "source": thresholds.source,
-                "note": f"the catalog's calibration was made for the {SameThresholds.from_json(stored).verifier} verifier, which "
-                        "this version replaced: run `imagesearch calibrate` again"}
+        return {**rule, "note": f"the catalog's calibration was made for the {SameThresholds.from_json(stored).verifier} verifier, "
+                                "which this version replaced: run `imagesearch calibrate` again"}
     report = json.loads(workspace.catalog.get_meta(CALIBRATION_REPORT_KEY) or "{}")
-    return {"min_inliers": thresholds.min_inliers, "margin": thresholds.margin, "source": thresholds.source,
-            **{key: report[key] for key in ("recall", "false_positive_rate") if key in report}}
+    return {**rule, **{key: report[key] for key in ("recall", "false_positive_rate") if key in report}}
 
 
 @main.group("rates")

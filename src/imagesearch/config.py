@@ -114,12 +114,15 @@ class Settings:
     similar_min_score: float = 0.35
     #: "same": candidates are the best same_candidates products within same_window of the top score
     #: and above same_min_score; a candidate is the same item with >= same_min_inliers geometric
-    #: inliers, or a margin >= same_margin over the background (see BENCHMARKS.md).
+    #: inliers, or a margin >= same_margin over the background, or both >= same_joint_inliers and a
+    #: margin >= same_joint_margin (see BENCHMARKS.md).
     same_candidates: int = 10
     same_window: float = 0.1
     same_min_score: float = 0.5
-    same_min_inliers: int = 20
-    same_margin: float = 0.2
+    same_min_inliers: int = 25
+    same_margin: float = 0.25
+    same_joint_inliers: int = 10
+    same_joint_margin: float = 0.08
     #: Collapsed results: listings whose matched images score at least this together are one item.
     collapse_min_score: float = 0.97
     result_ttl_seconds: int = 900
@@ -231,6 +234,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("max_pending_searches must be at least 1")
     if settings.compact_max_deltas < 0 or settings.compact_delta_ratio < 0:
         raise ConfigError("compact_max_deltas and compact_delta_ratio must not be negative")
+    if min(settings.same_min_inliers, settings.same_joint_inliers) < 1 or min(settings.same_margin, settings.same_joint_margin) < 0:
+        raise ConfigError("same_min_inliers and same_joint_inliers must be at least 1; same_margin and same_joint_margin must not be negative")
     if not 1 <= settings.similar_cap <= 10_000:
         raise ConfigError("similar_cap must be between 1 and 10000")
     if settings.public_url and not settings.public_url.lower().startswith(("http://", "https://")):

@@ -27,10 +27,12 @@ from ..catalog.meta import CALIBRATION_KEY, CALIBRATION_REPORT_KEY
 from ..evaluation.transforms import SECOND_PHOTOS, TRANSFORMS
 from ..vision.decode import decode_image
 from .engine import SameEvidence, SearchEngine
-from .ranking import SameThresholds, select_same
+from .ranking import SameThresholds, background
 
 INLIER_GRID = (6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 10**9)
 MARGIN_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 10.0)
+#: The joint rule's pairs tried (fewer inliers and a smaller lead, together), off first.
+JOINT_GRID = ((10**9, 10.0), *((inliers, lead) for inliers in (8, 10, 12, 15) for lead in (0.05, 0.08, 0.1, 0.12, 0.15)))
 
 
 @dataclass
@@ -44,13 +46,28 @@ class CalibrationReport:
     sweep: list[dict[str, float]] = field(default_factory=list)
 
 
-def _rate(evidence: list[tuple[SameEvidence, int | None]], thresholds: tuple[int, float]) -> float:
-    """Share of queries answered correctly: positives must include their product, negatives return nothing."""
-    hits = 0
-    for item, wanted in evidence:
-        chosen = select_same(item.ranked, item.candidates, item.inliers, thresholds[0], thresholds[1])
-        hits += (wanted in {c.product_pk for c in chosen}) if wanted is not None else bool(chosen)
-    return hits / max(1, len(evidence))
+class _Outcomes:
+    """The candidates of many queries as arrays (inliers, lead over the background, which query, wanted or not),
+    so that each rule of the sweep is rated by array operations instead of a pass over every query."""
+
+    def __init__(self, evidence: list[tuple[SameEvidence, int | None]]) -> None:
+        rows = []
+        for number, (item, wanted) in enumerate(evidence):
+            floor = background(item.ranked)
+            rows += [(number, item.inliers.get(candidate.product_pk, 0), candidate.score - floor, candidate.product_pk == wanted)
+                     for candidate in item.candidates]
+        self.count = len(evidence)
+        self.query = np.array([row[0] for row in rows], np.int64)
+        self.inliers = np.array([row[1] for row in rows], np.int64)
+        self.lead = np.array([row[2] for row in rows], np.float64)
+        self.wanted = np.array([row[3] for row in rows], bool)
+
+    def rate(self, thresholds: SameThresholds, positives: bool) -> float:
+        """Positives: the share whose wanted product is accepted; negatives: the share with anything accepted."""
+        accepted = (self.inliers >= thresholds.min_inliers) | (self.lead >= thresholds.margin) | (
+            (self.inliers >= thresholds.joint_inliers) & (self.lead >= thresholds.joint_margin))
+        hits = self.query[accepted & self.wanted] if positives else self.query[accepted]
+        return len(np.unique(hits)) / max(1, self.count)
 
 
 def calibrate_same(
@@ -74,18 +91,23 @@ def calibrate_same(
             vector = embedder.embed([copy])[0]
             positives.append((engine.same_evidence(copy, vector, None), product_pk))
             negatives.append((engine.same_evidence(copy, vector, None, exclude=frozenset(owners)), None))
+    found, wrong = _Outcomes(positives), _Outcomes(negatives)
     sweep = []
-    for margin in MARGIN_GRID:
-        for min_inliers in INLIER_GRID:
-            sweep.append({
-                "min_inliers": min_inliers,
-                "margin": margin,
-                "recall": round(_rate(positives, (min_inliers, margin)), 4),
-                "false_positive_rate": round(_rate(negatives, (min_inliers, margin)), 4),
-            })
+    for joint_inliers, joint_margin in JOINT_GRID:
+        for margin in MARGIN_GRID:
+            for min_inliers in INLIER_GRID:
+                rule = SameThresholds(min_inliers, margin, joint_inliers=joint_inliers, joint_margin=joint_margin)
+                sweep.append({
+                    "min_inliers": min_inliers, "margin": margin, "joint_inliers": joint_inliers, "joint_margin": joint_margin,
+                    "recall": round(found.rate(rule, positives=True), 4),
+                    "false_positive_rate": round(wrong.rate(rule, positives=False), 4),
+                })
     feasible = [row for row in sweep if row["false_positive_rate"] <= max_fp] or [min(sweep, key=lambda row: row["false_positive_rate"])]
-    best = max(feasible, key=lambda row: (row["recall"], -row["false_positive_rate"], row["min_inliers"], row["margin"]))
-    thresholds = SameThresholds(int(best["min_inliers"]), float(best["margin"]), f"calibrated on {len(photos)} catalog photos")
+    # Ties go to the strictest rule (more inliers, larger leads asked).
+    best = max(feasible, key=lambda row: (row["recall"], -row["false_positive_rate"], row["min_inliers"], row["margin"],
+                                          row["joint_inliers"], row["joint_margin"]))
+    thresholds = SameThresholds(int(best["min_inliers"]), float(best["margin"]), f"calibrated on {len(photos)} catalog photos",
+                                joint_inliers=int(best["joint_inliers"]), joint_margin=float(best["joint_margin"]))
     if save:
         with catalog.writer() as writer:
             writer.set_meta(CALIBRATION_KEY, thresholds.to_json())

@@ -55,7 +55,6 @@ from .ranking import (
     select_same,
     select_similar,
     sort_items,
-    stands_out,
 )
 from .results import RankedItem, ResultSet, ResultStore
 
@@ -306,12 +305,12 @@ class SearchEngine:
 
     def _same_evidence(
         self, snapshot: Snapshot, image: Image.Image, vector: np.ndarray, only: IdSet | None, exclude: frozenset[int],
-        query_features: Future[LocalFeatures] | None = None, subject: Share | None = None, margin: float | None = None,
+        query_features: Future[LocalFeatures] | None = None, subject: Share | None = None, decide: SameThresholds | None = None,
     ) -> SameEvidence:
         """``subject``: where the product is in ``image``, when the search knows it already (a located box, the
-        caller's ``region``: all of it); else it is located here (a network pass, 10-13 ms).  ``margin``: candidates
-        standing that far above the background are accepted whatever their inliers, so they are not verified (a
-        search passes its threshold; calibration, which tries many, verifies every candidate)."""
+        caller's ``region``: all of it); else it is located here (a network pass, 10-13 ms).  ``decide``: the rule
+        the answer will be decided by; candidates it accepts on their lead alone are not verified (calibration,
+        which tries many rules, verifies every candidate)."""
         settings = self.settings
         ranked = self._neighbours(snapshot, vector, min(len(snapshot.index), INITIAL_K))
         if exclude:
@@ -320,7 +319,7 @@ class SearchEngine:
         if only is not None:  # the background stays the whole catalog's: only the answers must pass the filters
             candidates = [item for item in candidates if only.contains(item.image_id)]
         floor = background(ranked)
-        unsettled = [item for item in candidates if margin is None or not stands_out(item, floor, margin)]
+        unsettled = [item for item in candidates if decide is None or not decide.accepts(0, item.score - floor)]
         if not unsettled:
             return SameEvidence(ranked, candidates, {})
         # The query's features on one thread (its mirror image's follow from them); the candidates' meanwhile.
@@ -343,9 +342,9 @@ class SearchEngine:
         snapshot = self.snapshot()  # one generation for both the evidence and the thresholds
         thresholds = snapshot.same_thresholds
         evidence = self._same_evidence(
-            snapshot, image, vector, self._filter(ship_to, category_id), frozenset(), query_features, subject, thresholds.margin
+            snapshot, image, vector, self._filter(ship_to, category_id), frozenset(), query_features, subject, thresholds
         )
-        chosen = select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds.min_inliers, thresholds.margin)
+        chosen = select_same(evidence.ranked, evidence.candidates, evidence.inliers, thresholds)
         return [item for item in chosen if item.score >= min_score] if min_score is not None else chosen
 
     def rank_similar(
@@ -631,7 +630,9 @@ def same_thresholds_of(parts: Parts) -> SameThresholds:
             return calibrated
         # Inlier counts of another verifier (an older version's ORB) mean nothing to this one: the settings apply
         # until `imagesearch calibrate` runs again (`imagesearch info` says so).
-    return SameThresholds(parts.settings.same_min_inliers, parts.settings.same_margin)
+    settings = parts.settings
+    return SameThresholds(settings.same_min_inliers, settings.same_margin, joint_inliers=settings.same_joint_inliers,
+                          joint_margin=settings.same_joint_margin)
 
 
 def iso_time(epoch: float) -> str:

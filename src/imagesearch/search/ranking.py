@@ -8,8 +8,9 @@ Pure functions over plain data, so each rule is tested on its own.
   score) and keeps those that are verified as the same item by local
   features (enough geometric inliers, :mod:`imagesearch.vision.verify`), or
   that stand far above the query's background (the mean score of the products
-  ranked 5th to 15th) for pictures too plain for keypoints.  Both thresholds
-  are calibrated in BENCHMARKS.md.
+  ranked 5th to 15th) for pictures too plain for keypoints, or that have some of
+  both (fewer inliers, a smaller lead: two weak signs that agree).  The
+  thresholds are calibrated in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -29,21 +30,41 @@ BACKGROUND_RANKS = (4, 15)
 
 @dataclass(frozen=True)
 class SameThresholds:
-    """The two numbers of the "same" rule, with how they were obtained."""
+    """The numbers of the "same" rule, with how they were obtained.
+
+    A candidate is the same item with ``min_inliers`` geometric inliers, or standing ``margin`` above the
+    background, or with both ``joint_inliers`` and a lead of ``joint_margin`` (off unless set).
+    """
 
     min_inliers: int
     margin: float
     source: str = "settings"
     #: The verifier whose inlier counts ``min_inliers`` is in (calibrations before it was recorded: ORB's).
     verifier: str = VERIFIER
+    joint_inliers: int = 10**9
+    joint_margin: float = 10.0
+
+    def accepts(self, inliers: int, lead: float) -> bool:
+        """Whether a candidate with ``inliers`` and ``lead`` (its score minus the background) is the same item."""
+        return inliers >= self.min_inliers or lead >= self.margin or (inliers >= self.joint_inliers and lead >= self.joint_margin)
+
+    def numbers(self) -> dict[str, float]:
+        """The rule as people read it (``imagesearch info``, ``calibrate``): the joint pair only when it is on."""
+        shown: dict[str, float] = {"min_inliers": self.min_inliers, "margin": self.margin}
+        if self.joint_inliers < 10**9:
+            shown.update(joint_inliers=self.joint_inliers, joint_margin=self.joint_margin)
+        return shown
 
     def to_json(self) -> str:
-        return json.dumps({"min_inliers": self.min_inliers, "margin": self.margin, "source": self.source, "verifier": self.verifier})
+        return json.dumps({"min_inliers": self.min_inliers, "margin": self.margin, "source": self.source, "verifier": self.verifier,
+                           "joint_inliers": self.joint_inliers, "joint_margin": self.joint_margin})
 
     @classmethod
     def from_json(cls, text: str) -> SameThresholds:
+        """A stored calibration (one from before the joint rule keeps it off: its rates were measured without it)."""
         data = json.loads(text)
-        return cls(int(data["min_inliers"]), float(data["margin"]), str(data.get("source", "calibration")), str(data.get("verifier", "orb")))
+        return cls(int(data["min_inliers"]), float(data["margin"]), str(data.get("source", "calibration")), str(data.get("verifier", "orb")),
+                   int(data.get("joint_inliers", 10**9)), float(data.get("joint_margin", 10.0)))
 
 
 def aggregate(scores: np.ndarray, image_ids: np.ndarray, owners: np.ndarray) -> list[RankedItem]:
@@ -84,20 +105,11 @@ def same_candidates(items: Sequence[RankedItem], count: int, window: float, min_
 
 
 def select_same(
-    items: Sequence[RankedItem],
-    candidates: Sequence[RankedItem],
-    inliers: Mapping[int, int],
-    min_inliers: int,
-    margin: float,
+    items: Sequence[RankedItem], candidates: Sequence[RankedItem], inliers: Mapping[int, int], thresholds: SameThresholds
 ) -> list[RankedItem]:
-    """Candidates verified geometrically, or standing ``margin`` above the background of ``items``."""
+    """The candidates ``thresholds`` accepts, given their ``inliers`` and their lead over the background of ``items``."""
     floor = background(items)
-    return [item for item in candidates if inliers.get(item.product_pk, 0) >= min_inliers or stands_out(item, floor, margin)]
-
-
-def stands_out(item: RankedItem, floor: float, margin: float) -> bool:
-    """Whether ``item`` scores ``margin`` above the background ``floor``: the same item without verification."""
-    return item.score - floor >= margin
+    return [item for item in candidates if thresholds.accepts(inliers.get(item.product_pk, 0), item.score - floor)]
 
 
 def collapse(
