@@ -64,8 +64,7 @@ class _Outcomes:
 
     def rate(self, thresholds: SameThresholds, positives: bool) -> float:
         """Positives: the share whose wanted product is accepted; negatives: the share with anything accepted."""
-        accepted = (self.inliers >= thresholds.min_inliers) | (self.lead >= thresholds.margin) | (
-            (self.inliers >= thresholds.joint_inliers) & (self.lead >= thresholds.joint_margin))
+        accepted = thresholds.accepted(self.inliers, self.lead)
         hits = self.query[accepted & self.wanted] if positives else self.query[accepted]
         return len(np.unique(hits)) / max(1, self.count)
 
