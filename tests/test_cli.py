@@ -191,6 +191,19 @@ def test_an_unknown_backend_is_refused_by_name(tmp_path: Path) -> None:
             Workspace(load_settings(tmp_path / "data", environ=environ))
 
 
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"IMAGESEARCH_SAME_JOINT_INLIERS": "0"}, "same_min_inliers and same_joint_inliers must be at least 1"),
+    ({"IMAGESEARCH_SAME_MARGIN": "-0.1"}, "same_margin and same_joint_margin must not be negative"),
+    ({"IMAGESEARCH_IVF_NPROBE": "0"}, "ivf_nprobe and index_rerank must be at least 1"),
+    ({"IMAGESEARCH_SIMILAR_CAP": "0"}, "similar_cap must be between 1 and 10000"),
+])
+def test_settings_out_of_range_are_refused_with_their_range(tmp_path: Path, environ: dict[str, str], message: str) -> None:
+    from imagesearch.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path / "data", environ=environ)
+
+
 def test_an_unreachable_database_or_milvus_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
     from servers import free_port
 
