@@ -41,7 +41,7 @@ from imagesearch.evaluation.transforms import SECOND_PHOTOS, TRANSFORMS
 from imagesearch.ingest.importer import import_file
 from imagesearch.search.calibration import calibrate_same
 from imagesearch.search.engine import SameEvidence, SearchEngine, same_thresholds_of
-from imagesearch.search.ranking import SameThresholds, select_same
+from imagesearch.search.ranking import NO_JOINT, SameThresholds, select_same
 from imagesearch.workspace import Workspace
 
 COPY_ORIGINALS = 500
@@ -215,7 +215,7 @@ def main() -> None:
     configured = same_thresholds_of(workspace)
     sweep = []
     # The two rules alone, then with the configured joint rule beside them.
-    for joint in ((10**9, 10.0), (configured.joint_inliers, configured.joint_margin)):
+    for joint in (NO_JOINT, (configured.joint_inliers, configured.joint_margin)):
         for margin in MARGIN_GRID:
             for min_inliers in INLIER_GRID:
                 hits, fp = rates(SameThresholds(min_inliers, margin, joint_inliers=joint[0], joint_margin=joint[1]))
@@ -247,7 +247,10 @@ def main() -> None:
         },
         "best_at_max_fp_on_validation": best,
         "catalog_calibrated": calibrated_figures,
-        "margin_only_at_max_fp": max((row for row in feasible if row["min_inliers"] == row["joint_inliers"] == 10**9), key=lambda row: row["recall"]),
+        "margin_only_at_max_fp": max(
+            (row for row in feasible if row["min_inliers"] == 10**9 and (row["joint_inliers"], row["joint_margin"]) == NO_JOINT),
+            key=lambda row: row["recall"],
+        ),
         "evidence_ms_per_query": round(same_ms, 1),
         "original_among_candidates": {name: round(float(candidate_recall[names == name].mean()), 3) for name in ALL_TRANSFORMS},
         "sweep": sweep,

@@ -27,12 +27,12 @@ from ..catalog.meta import CALIBRATION_KEY, CALIBRATION_REPORT_KEY
 from ..evaluation.transforms import SECOND_PHOTOS, TRANSFORMS
 from ..vision.decode import decode_image
 from .engine import SameEvidence, SearchEngine
-from .ranking import SameThresholds, background
+from .ranking import NO_JOINT, SameThresholds, background
 
 INLIER_GRID = (6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 10**9)
 MARGIN_GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 10.0)
 #: The joint rule's pairs tried (fewer inliers and a smaller lead, together), off first.
-JOINT_GRID = ((10**9, 10.0), *((inliers, lead) for inliers in (8, 10, 12, 15) for lead in (0.05, 0.08, 0.1, 0.12, 0.15)))
+JOINT_GRID = (NO_JOINT, *((inliers, lead) for inliers in (8, 10, 12, 15) for lead in (0.05, 0.08, 0.1, 0.12, 0.15)))
 
 
 @dataclass

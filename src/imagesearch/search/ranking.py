@@ -26,6 +26,8 @@ from ..vision.verify import VERIFIER
 from .results import RankedItem
 
 BACKGROUND_RANKS = (4, 15)
+#: (joint_inliers, joint_margin) of a rule without the joint part: no candidate reaches them.
+NO_JOINT: tuple[int, float] = (10**9, 10.0)
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ class SameThresholds:
     source: str = "settings"
     #: The verifier whose inlier counts ``min_inliers`` is in (calibrations before it was recorded: ORB's).
     verifier: str = VERIFIER
-    joint_inliers: int = 10**9
-    joint_margin: float = 10.0
+    joint_inliers: int = NO_JOINT[0]
+    joint_margin: float = NO_JOINT[1]
 
     def accepts(self, inliers: int, lead: float) -> bool:
         """Whether a candidate with ``inliers`` and ``lead`` (its score minus the background) is the same item."""
@@ -55,7 +57,7 @@ class SameThresholds:
     def numbers(self) -> dict[str, float]:
         """The rule as people read it (``imagesearch info``, ``calibrate``): the joint pair only when it is on."""
         shown: dict[str, float] = {"min_inliers": self.min_inliers, "margin": self.margin}
-        if self.joint_inliers < 10**9:
+        if (self.joint_inliers, self.joint_margin) != NO_JOINT:
             shown.update(joint_inliers=self.joint_inliers, joint_margin=self.joint_margin)
         return shown
 
@@ -68,7 +70,7 @@ class SameThresholds:
         """A stored calibration (one from before the joint rule keeps it off: its rates were measured without it)."""
         data = json.loads(text)
         return cls(int(data["min_inliers"]), float(data["margin"]), str(data.get("source", "calibration")), str(data.get("verifier", "orb")),
-                   int(data.get("joint_inliers", 10**9)), float(data.get("joint_margin", 10.0)))
+                   int(data.get("joint_inliers", NO_JOINT[0])), float(data.get("joint_margin", NO_JOINT[1])))
 
 
 def aggregate(scores: np.ndarray, image_ids: np.ndarray, owners: np.ndarray) -> list[RankedItem]:
