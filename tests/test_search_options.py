@@ -233,9 +233,15 @@ def overlaps(box: tuple[int, int, int, int], truth: tuple[int, int, int, int]) -
 
 
 @pytest.mark.parametrize("background", [(120, 110, 100), (235, 235, 235)])
-def test_groups_answer_each_product_in_the_photo(engine: SearchEngine, background: tuple[int, int, int]) -> None:
+def test_groups_answer_each_product_in_the_photo(
+    engine: SearchEngine, background: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = []
+    embed = engine.parts.embedder.embed
+    monkeypatch.setattr(engine.parts.embedder, "embed", lambda images: batches.append(len(images)) or embed(images))
     page = engine.search(params(engine, two_products(background), groups=True, page_size=3))
     assert len(page.groups) >= 2 and page.subject == page.groups[0].region and page.region is None
+    assert batches == [1 + len(page.groups)]  # the photo and every group's box in one network run
     found = {}
     for group in page.groups:
         assert group.region is not None and group.page_no == 1 and len(group.items) <= 3
