@@ -55,7 +55,9 @@ ITEM_QUERIES = 600
 COPY_ORIGINALS = 500
 MARGIN = 0.12
 #: The descriptor before 2026-11-29's change: one centre crop and its mirror, GeM-pooled.
-EARLIER = {"pooling": "gem", "resize": "crop", "flip": True}
+EARLIER = {"pooling": "gem", "resize": "crop", "flip": True, "colour": 0}
+#: The views and pooling of 2026-11-29 to 2026-11-30, without the colour signature.
+INNER = {"pooling": "rmac", "resize": "crop,inner", "flip": False, "colour": 0}
 #: name -> settings; "bbox" also turns the frame test off (every plain side is cut, the earlier trim).
 VARIANTS: dict[str, dict] = {
     "none": {**EARLIER, "trim": False},
@@ -64,11 +66,13 @@ VARIANTS: dict[str, dict] = {
     "rmac": {**EARLIER, "pooling": "rmac"},
     "gem-320": {**EARLIER, "input_size": 320},
     "rmac-320": {**EARLIER, "pooling": "rmac", "input_size": 320},
-    "rmac-320-inner": {"pooling": "rmac", "input_size": 320, "resize": "crop,inner", "flip": False},
-    "gem-inner": {"pooling": "gem", "resize": "crop,inner", "flip": False},
-    "rmac-inner": {"pooling": "rmac", "resize": "crop,inner", "flip": False},  # today's default
-    "rmac-inner-flip": {"pooling": "rmac", "resize": "crop,inner", "flip": True},
-    "lite2-rmac-inner": {"model": "efficientnet-lite2", "pooling": "rmac", "resize": "crop,inner", "flip": False},  # the larger model
+    "rmac-320-inner": {**INNER, "input_size": 320},
+    "gem-inner": {**INNER, "pooling": "gem"},
+    "rmac-inner": INNER,
+    "rmac-inner-flip": {**INNER, "flip": True},
+    "lite2-rmac-inner": {**INNER, "model": "efficientnet-lite2"},  # the larger model
+    "colour": {**INNER, "colour": 0.2},  # today's default: the colour signature appended (vision/colour.py)
+    "colour-0.3": {**INNER, "colour": 0.3},
 }
 FRAME_EDGE_SHARE = preprocess.TRIM_EDGE_SHARE
 

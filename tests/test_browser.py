@@ -190,9 +190,9 @@ def test_a_box_dragged_on_the_photo_searches_that_part(page: Any, site: dict[str
     from PIL import Image
 
     scene = Image.new("RGB", (960, 640), (110, 120, 130))
-    for index, spot in enumerate([(20, 20), (660, 30), (30, 330), (650, 340), (340, 360)]):
+    for index, spot in enumerate([(340, 40), (660, 30), (30, 330), (650, 340), (340, 360)]):
         scene.paste(product_image(7000 + index, (280, 280)), spot)
-    scene.paste(product_image(4, (280, 280)), (340, 40))
+    scene.paste(product_image(4, (280, 280)), (20, 20))  # in a corner: the whole photo's middle is the others
     path = tmp_path / "shelf.jpg"
     path.write_bytes(jpeg_bytes(scene))
     upload(page, site, path)
@@ -201,14 +201,14 @@ def test_a_box_dragged_on_the_photo_searches_that_part(page: Any, site: dict[str
     image = page.locator("#query-preview").bounding_box()
     sx, sy = image["width"] / 960, image["height"] / 640
     with page.expect_response(lambda response: response.url.endswith("/v1/search")) as answer:
-        page.mouse.move(image["x"] + 345 * sx, image["y"] + 45 * sy)
+        page.mouse.move(image["x"] + 25 * sx, image["y"] + 25 * sy)
         page.mouse.down()
-        page.mouse.move(image["x"] + 500 * sx, image["y"] + 200 * sy, steps=5)
-        page.mouse.move(image["x"] + 615 * sx, image["y"] + 315 * sy, steps=5)
+        page.mouse.move(image["x"] + 180 * sx, image["y"] + 180 * sy, steps=5)
+        page.mouse.move(image["x"] + 295 * sx, image["y"] + 295 * sy, steps=5)
         page.mouse.up()
     body = answer.value.json()
     assert "Product 4" not in whole and body["products"][0]["title"] == "Product 4"
-    assert abs(body["region"]["x"] - 345) < 12 and abs(body["region"]["width"] - 270) < 12
+    assert abs(body["region"]["x"] - 25) < 12 and abs(body["region"]["width"] - 270) < 12
     page.wait_for_function("document.querySelector('#results .card h3').innerText.includes('Product 4')")
     assert page.locator("#region-box").is_visible() and "box" in page.locator("#region-help").inner_text()
     shot(page, "region")

@@ -60,6 +60,9 @@ class Settings:
     #: 224 for Lite0 and 260 for Lite2).
     pooling: str = "rmac"
     input_size: int = 0
+    #: For embedder = "efficientnet": the weight of the colour signature of the photo's middle (a hue, saturation
+    #: and value histogram) appended to the network's vector; 0 turns it off (see BENCHMARKS.md, "Colour").
+    colour: float = 0.2
     threads: int = 0
     #: FAISS (OpenMP) threads; 0 = all cores. ``serve`` uses 1: a server answers many single queries at once,
     #: and idle OpenMP threads spinning in one worker slow the others down.
@@ -224,6 +227,8 @@ def _check(settings: Settings) -> None:
         parse_views(settings.resize)
     except ImageSearchError as exc:
         raise ConfigError(str(exc)) from None
+    if not 0 <= settings.colour <= 1:
+        raise ConfigError(f"colour must be between 0 (off) and 1, not {settings.colour}")
     if settings.precision not in ("int8", "fp32"):
         raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
     if settings.index_kind not in ("auto", "flat", "ivf", "hnsw"):

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageSearchError
+from .colour import DIM as COLOUR_DIM
 from .pooling import pool
 from .preprocess import embed_views, parse_views, to_batch
 
@@ -57,6 +58,8 @@ class EfficientNetSettings:
     input_size: int = 0
     #: int8: static quantisation (QDQ, per-channel), about twice as fast at cosine ~0.99 to fp32.
     precision: Literal["fp32", "int8"] = "int8"
+    #: Weight of the colour signature appended to the network's vector (0: none; see :mod:`.colour`).
+    colour: float = 0.2
 
 
 def weights_path(model: str) -> Path:
@@ -192,9 +195,8 @@ def model_file(settings: EfficientNetSettings, cache_dir: Path, digest: str) -> 
 
 
 class EfficientNetLiteEmbedder:
-    """EfficientNet-Lite features, pooled (GeM or R-MAC), optionally averaged with the mirror view."""
-
-    dim = FEATURE_DIM
+    """EfficientNet-Lite features, pooled (GeM or R-MAC), optionally averaged with the mirror view, and the colour
+    signature of the photo's middle."""
 
     def __init__(self, settings: EfficientNetSettings, cache_dir: Path, threads: int = 0) -> None:
         import onnxruntime as ort
@@ -206,7 +208,10 @@ class EfficientNetLiteEmbedder:
             raise ImageSearchError(f"pooling must be gem or rmac, not {settings.pooling!r}")
         if settings.input_size and not 64 <= settings.input_size <= 1024:
             raise ImageSearchError(f"input_size must be 0 (the model's own) or 64 to 1024 pixels, not {settings.input_size}")
+        if not 0 <= settings.colour <= 1:
+            raise ImageSearchError(f"colour must be between 0 (off) and 1, not {settings.colour}")
         self.input_size = settings.input_size or MODELS[settings.model][2]
+        self.dim = FEATURE_DIM + (COLOUR_DIM if settings.colour else 0)
         self.name = settings.model
         self.version = (
             # "trim=frames": frames only (packshot backgrounds stay); vectors of the earlier trim ("trim=1") differ,
@@ -216,6 +221,7 @@ class EfficientNetLiteEmbedder:
             # (gem and the native size are not named, so catalogs embedded before these settings existed still open)
             + (f";pool={settings.pooling}" if settings.pooling != "gem" else "")
             + (f";input={self.input_size}" if self.input_size != MODELS[settings.model][2] else "")
+            + (f";colour={settings.colour:g}" if settings.colour else "")
         )
         onnx_file = model_file(settings, cache_dir, digest)
         options = ort.SessionOptions()
@@ -242,5 +248,5 @@ class EfficientNetLiteEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return embed_views(
             images, self.features, self.input_size, self.views,
-            self.settings.flip, self.settings.trim, self._pool,
+            self.settings.flip, self.settings.trim, self._pool, self.settings.colour,
         )

@@ -22,6 +22,7 @@ def _efficientnet(settings: Settings) -> Embedder:
             pooling=settings.pooling,
             input_size=settings.input_size,
             precision=settings.precision,  # type: ignore[arg-type]
+            colour=settings.colour,
         ),
         cache_dir=Path(settings.model_cache_dir) if settings.model_cache_dir else settings.data_dir / "models",
         threads=settings.threads,

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from ..errors import ImageSearchError
+from .colour import SIDE as COLOUR_SIDE
+from .colour import with_colour
 from .embedder import l2_normalize
 
 RESIZE_MODES: tuple[str, ...] = ("squash", "crop", "inner", "pad")
@@ -130,9 +132,8 @@ def _straight(line: np.ndarray) -> bool:
     return bool(len(line) and line.mean() >= TRIM_EDGE_SHARE)
 
 
-def fit_square(image: Image.Image, size: int, mode: str) -> Image.Image:
+def fit_square(image: Image.Image, size: int, mode: str, resample: Image.Resampling = Image.Resampling.BILINEAR) -> Image.Image:
     """Return a ``size`` x ``size`` RGB image made from ``image`` by ``mode``."""
-    resample = Image.Resampling.BILINEAR
     if mode == "squash":
         return image.resize((size, size), resample, reducing_gap=2.0)
     width, height = image.size
@@ -179,9 +180,11 @@ def embed_views(
     flip: bool,
     trim: bool,
     pool: Executor | None = None,
+    colour: float = 0.0,
 ) -> np.ndarray:
     """What every embedder does around its network: trim frames, fit each view (and its mirror), run
-    ``features`` on the raw 0-255 NCHW batch, and average the L2-normalised views into one unit row per image."""
+    ``features`` on the raw 0-255 NCHW batch, and average the L2-normalised views into one unit row per image;
+    with ``colour``, each row gets the colour signature of the photo's middle (:mod:`.colour`) at that weight."""
     if trim:
         images = list(pool.map(trim_border, images)) if pool is not None and len(images) > 1 else [trim_border(image) for image in images]
     # Every view (and mirror) of every image in one batch: one network run, whose threads share the work better
@@ -189,4 +192,7 @@ def embed_views(
     batch = np.concatenate([to_batch(images, size, mode, flip, pool) for mode in views]) if len(views) > 1 else \
         to_batch(images, size, views[0], flip, pool)
     rows = l2_normalize(features(batch))
-    return l2_normalize(rows.reshape(-1, len(images), rows.shape[1]).sum(axis=0))
+    rows = l2_normalize(rows.reshape(-1, len(images), rows.shape[1]).sum(axis=0))
+    if colour:  # the middle as the ``inner`` view frames it (where the product is), its pixels sampled, not blended
+        rows = with_colour(rows, [fit_square(image, COLOUR_SIDE, "inner", Image.Resampling.NEAREST) for image in images], colour, pool)
+    return rows
