@@ -190,7 +190,8 @@ def http_overhead(base: str, app: dict, data_dir: str, workers: int, images: lis
     in-process engine gets the threads ``serve`` gives a worker.  Interleaving
     puts both under the same machine noise.
     """
-    settings = load_settings(Path(data_dir), environ={}).with_overrides(
+    # The environment the server was started with (it inherits this process's): both must embed alike.
+    settings = load_settings(Path(data_dir), environ=os.environ).with_overrides(
         model_cache_dir=str(RESULTS / "models"), threads=max(1, (os.cpu_count() or 1) // workers), index_threads=1
     )
     workspace = Workspace(settings)
