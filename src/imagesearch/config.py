@@ -61,7 +61,7 @@ class Settings:
     pooling: str = "rmac"
     input_size: int = 0
     #: For embedder = "efficientnet": the weight of the colour signature of the photo's middle (a hue, saturation
-    #: and value histogram) appended to the network's vector; 0 turns it off (see BENCHMARKS.md, "Colour").
+    #: and value histogram) appended to the network's vector; 0 turns it off (BENCHMARKS.md, "the colour signature").
     colour: float = 0.2
     threads: int = 0
     #: FAISS (OpenMP) threads; 0 = all cores. ``serve`` uses 1: a server answers many single queries at once,

@@ -11,7 +11,7 @@ one dominant colour does not swamp the rest).  The embedder appends it to the
 network's vector with a small weight (``colour``): at 0.2 the clothing
 benchmark's "similar" figures stay where they were, and a photo finds its own
 packshot, its shrunken copy or its second photograph more often (BENCHMARKS.md,
-"Colour").
+"the colour signature").
 """
 
 from __future__ import annotations
