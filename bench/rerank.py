@@ -53,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     workspace = Workspace(load_settings(args.data_dir).with_overrides(model_cache_dir=str(RESULTS / "models"), index_threads=1))
     index = workspace.open_index(workspace.generation())
+    index.warm()  # as a searcher opens it
     _, sets = query_sets(workspace, np.random.default_rng(5))
     live = np.sort(index.live_ids())
     truth = {label: exact_top(workspace.catalog.vectors, live, queries, 10) for label, queries in sets.items()}

@@ -245,6 +245,12 @@ def test_a_compact_segment_re_ranks_its_candidates_on_full_precision_vectors(
     index = store.open(1, EMBEDDER)
     assert index.kind.startswith("ivf") and len(index.projections) == 1
     assert (index.segments[0][1].exact._table is None) == (spread > 1)
+    # Opened cold (a compaction reads only the ids); a searcher warms it: the same rows, page tables filled.
+    rows = index.segments[0][1].exact
+    cold = np.asarray(rows.vectors).copy()
+    assert not rows._warm
+    index.warm()
+    assert rows._warm and np.array_equal(np.asarray(rows.vectors), cold)
     queries = clustered(10, seed=9)
     scores, ids = index.search(queries, 10)
     stored = vectors.astype(np.float16).astype(np.float32)

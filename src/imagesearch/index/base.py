@@ -136,6 +136,11 @@ class VectorIndex(Protocol):
         """Every searchable id (for compaction)."""
         ...
 
+    def warm(self) -> None:
+        """Make the first searches as fast as the next (a searcher calls it on opening a generation; a compaction,
+        which only reads the ids, does not): memory-mapped data paged in, or nothing where there is none."""
+        ...
+
 
 class VectorStore(Protocol):
     """Generations of vectors: published by writers, opened by searchers, compacted now and then."""

@@ -57,6 +57,9 @@ class LiveIndex:
     def __len__(self) -> int:
         return self.count
 
+    def warm(self) -> None:
+        """Nothing to page in: the server holds the vectors."""
+
 
 def describe_live(kind: str, state: IndexState | None, size: int = 0) -> dict[str, Any]:
     """What ``imagesearch info`` shows of a server store's ``state``: one live table, no segments to count."""

@@ -58,6 +58,10 @@ class SegmentedIndex:
     def tombstone_count(self) -> int:
         return len(self.tombstones)
 
+    def warm(self) -> None:
+        for _, segment in self.segments:
+            segment.warm()
+
     def __len__(self) -> int:
         return sum(len(index) for _, index in self.segments) - len(self.tombstones)
 

@@ -171,6 +171,7 @@ class SearchEngine:
             try:
                 generation, ids, owners = self.parts.catalog.owners_since(GENERATION_KEY, len(known) - 1)
                 index = self.parts.open_index(generation, reuse=previous.index if previous else None)
+                index.warm()
                 break
             except CatalogError as exc:
                 # A write may have replaced (and swept) the generation just read: read it again.
