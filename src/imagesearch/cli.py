@@ -17,7 +17,7 @@ from .errors import ImageSearchError, RequestError
 from .ingest.importer import ImportRejected, delete_products, embed_file, import_file
 from .ingest.reindex import reindex
 from .pricing.rates import RatesError, load_rates, parse_rates, save_rates
-from .search.engine import iso_time, same_thresholds_of
+from .search.engine import iso_time, same_thresholds_from
 from .search.ranking import SameThresholds
 from .workspace import Workspace, write_problem
 
@@ -492,8 +492,8 @@ def info_command(ctx: click.Context) -> None:
 
 def _same_thresholds(workspace: Workspace) -> dict[str, Any]:
     """The "same" thresholds searches use: calibrated for this catalog (with the measured rates), or the settings'."""
-    thresholds = same_thresholds_of(workspace)
     stored = workspace.catalog.get_meta(CALIBRATION_KEY)
+    thresholds = same_thresholds_from(stored, workspace.settings)
     rule = {**thresholds.numbers(), "source": thresholds.source}
     if stored and thresholds.source == "settings":  # calibrated for another verifier: not used
         return {**rule, "note": f"the catalog's calibration was made for the {SameThresholds.from_json(stored).verifier} verifier, "

@@ -35,6 +35,7 @@ from ..catalog.meta import (
     GENERATION_KEY,
     LAST_WRITE_KEY,
 )
+from ..config import Settings
 from ..errors import CatalogError, ErrorCode, RequestError
 from ..i18n import pick_text
 from ..index.base import IdSet, VectorIndex
@@ -625,14 +626,17 @@ class SearchEngine:
 
 def same_thresholds_of(parts: Parts) -> SameThresholds:
     """The catalog's own calibration (``imagesearch calibrate``) if any, else the settings."""
-    stored = parts.catalog.get_meta(CALIBRATION_KEY)
+    return same_thresholds_from(parts.catalog.get_meta(CALIBRATION_KEY), parts.settings)
+
+
+def same_thresholds_from(stored: str | None, settings: Settings) -> SameThresholds:
+    """The calibration ``stored`` in the catalog, if there is one this verifier can use, else the settings'."""
     if stored:
         calibrated = SameThresholds.from_json(stored)
         if calibrated.verifier == VERIFIER:
             return calibrated
         # Inlier counts of another verifier (an older version's ORB) mean nothing to this one: the settings apply
         # until `imagesearch calibrate` runs again (`imagesearch info` says so).
-    settings = parts.settings
     return SameThresholds(settings.same_min_inliers, settings.same_margin, joint_inliers=settings.same_joint_inliers,
                           joint_margin=settings.same_joint_margin)
 
