@@ -221,14 +221,15 @@ def load_settings(data_dir: Path | None = None, environ: Mapping[str, str] | Non
 
 
 def _check(settings: Settings) -> None:
-    from .vision.preprocess import parse_views  # the one check of resize, which the embedders apply too
+    # The one check of resize and of the colour weight each, which the embedders apply too.
+    from .vision.colour import check_weight
+    from .vision.preprocess import parse_views
 
     try:
         parse_views(settings.resize)
+        check_weight(settings.colour)
     except ImageSearchError as exc:
         raise ConfigError(str(exc)) from None
-    if not 0 <= settings.colour <= 1:
-        raise ConfigError(f"colour must be between 0 (off) and 1, not {settings.colour}")
     if settings.precision not in ("int8", "fp32"):
         raise ConfigError(f"precision must be int8 or fp32, not {settings.precision!r}")
     if settings.index_kind not in ("auto", "flat", "ivf", "hnsw"):

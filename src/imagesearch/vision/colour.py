@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..errors import ImageSearchError
 from .embedder import l2_normalize
 
 #: Bins of hue (OpenCV's 0-180), saturation and value.
@@ -32,6 +33,14 @@ DIM = BINS[0] * BINS[1] * BINS[2]
 #: The middle of the photo is sampled at this side (64 x 64 of its pixels, nearest: a histogram needs the
 #: photo's own colours, not blends; 0.03 ms where a smooth resampling took 0.25).
 SIDE = 64
+
+
+def check_weight(weight: float) -> float:
+    """``weight`` if it is a colour weight (0, off, to 1); refused otherwise (the configuration and the embedder
+    both ask here)."""
+    if not 0 <= weight <= 1:
+        raise ImageSearchError(f"colour must be between 0 (off) and 1, not {weight}")
+    return weight
 
 
 def signature(middle: Image.Image) -> np.ndarray:

@@ -30,6 +30,7 @@ from PIL import Image
 
 from ..errors import ImageSearchError
 from .colour import DIM as COLOUR_DIM
+from .colour import check_weight
 from .pooling import pool
 from .preprocess import embed_views, parse_views, to_batch
 
@@ -208,8 +209,7 @@ class EfficientNetLiteEmbedder:
             raise ImageSearchError(f"pooling must be gem or rmac, not {settings.pooling!r}")
         if settings.input_size and not 64 <= settings.input_size <= 1024:
             raise ImageSearchError(f"input_size must be 0 (the model's own) or 64 to 1024 pixels, not {settings.input_size}")
-        if not 0 <= settings.colour <= 1:
-            raise ImageSearchError(f"colour must be between 0 (off) and 1, not {settings.colour}")
+        check_weight(settings.colour)
         self.input_size = settings.input_size or MODELS[settings.model][2]
         self.dim = FEATURE_DIM + (COLOUR_DIM if settings.colour else 0)
         self.name = settings.model
