@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imagesearch.errors import RequestError
-from imagesearch.vision.decode import DecodeLimits, decode_image, thumbnail_jpeg
+from imagesearch.vision.decode import ORIGINAL_SIZE, DecodeLimits, crop_region, decode_image, in_original, thumbnail_jpeg
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -19,12 +19,33 @@ def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF", "HEIF", "BMP", "GIF"])
 def test_accepted_formats_decode_to_rgb(fmt: str) -> None:
     image = Image.new("RGB", (40, 30), (200, 10, 10))
     decoded = decode_image(encode(image, fmt))
     assert decoded.mode == "RGB"
     assert decoded.size == (40, 30)
+    red, green, blue = decoded.getpixel((20, 15))
+    assert red > 170 and green < 50 and blue < 50
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "AVIF", "HEIF"])
+def test_a_phone_photo_held_upright_is_upright_and_measured_so(fmt: str) -> None:
+    """A phone stores a portrait photo sideways with an EXIF orientation (HEIC: a rotation of its own); decoded, it
+    stands upright, and its size, in which boxes are given and reported, is the upright one, also when the decode
+    was reduced (a 600 x 1600 upright photo, its top third red)."""
+    upright = Image.new("RGB", (600, 1600), (20, 20, 200))
+    upright.paste((220, 20, 20), (0, 0, 600, 533))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    stored = encode(upright.transpose(Image.Transpose.ROTATE_90), fmt, exif=exif.tobytes())
+    for draft in (None, 256):
+        decoded = decode_image(stored, draft_size=draft)
+        assert decoded.width < decoded.height and decoded.info[ORIGINAL_SIZE] == (600, 1600)
+        assert decoded.getpixel((decoded.width // 2, decoded.height // 8))[0] > 170  # red at the top
+        top, box = crop_region(decoded, (0, 0, 600, 500))
+        assert box == (0, 0, 600, 500) and top.getpixel((top.width // 2, top.height // 2))[0] > 170
+        assert in_original(decoded, (0, 0, decoded.width, decoded.height)) == (0, 0, 600, 1600)
 
 
 def test_transparency_is_composited_on_white() -> None:
@@ -96,6 +117,15 @@ def test_unsupported_format() -> None:
     with pytest.raises(RequestError) as error:
         decode_image(encode(Image.new("RGB", (20, 20)), "TIFF"))
     assert error.value.code == "UnsupportedImageFormat"
+    assert "TIFF" in str(error.value) and "HEIC" in str(error.value)
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_damaged_phone_formats_are_refused_as_damaged(fmt: str) -> None:
+    data = encode(Image.effect_noise((300, 200), 60).convert("RGB"), fmt)
+    with pytest.raises(RequestError) as error:
+        decode_image(data[: len(data) // 2])
+    assert error.value.code == "InvalidImage"
 
 
 def test_too_small() -> None:

@@ -107,6 +107,24 @@ def test_a_region_finds_the_product_in_a_cluttered_photo(engine: SearchEngine) -
         engine.search(params(engine, photo, region=[10, 10, 4, 4]))
 
 
+def test_a_region_of_a_photo_stored_sideways_is_a_box_of_the_upright_photo(engine: SearchEngine) -> None:
+    """Phones store portrait photos sideways with an EXIF orientation: the caller's box (drawn on the photo as
+    shown, upright) is cut from the upright photo, and the boxes answered are in its pixels."""
+    import io
+
+    product = product_image(9)
+    photo = scene(product, (300, 520), size=(700, 900))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    stored = io.BytesIO()
+    photo.transpose(Image.Transpose.ROTATE_90).save(stored, format="JPEG", quality=92, exif=exif)
+    raw = {"image_base64": base64.b64encode(stored.getvalue()).decode(), "region": [300, 520, 320, 320]}
+    found = engine.search(parse_params(raw, engine.rates(), "USD", 10_000_000, fields=V1_FIELDS))
+    assert product_ids(engine, found)[0] == "p009" and found.region == (300, 520, 320, 320)
+    raw["region"] = [0.5, 0.5, 0.8, 0.8]
+    assert engine.search(parse_params(raw, engine.rates(), "USD", 10_000_000, fields=V1_FIELDS)).region == (350, 450, 350, 450)
+
+
 def test_more_like_this_product_leaves_the_product_out(engine: SearchEngine) -> None:
     view = engine.parts.catalog.product_by_id("p004")
     assert view is not None

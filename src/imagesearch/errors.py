@@ -95,10 +95,13 @@ class ErrorSpec:
     surfaces: tuple[Surface, ...] = ("search",)
 
 
+#: The image formats the service decodes, as messages name them.
+IMAGE_FORMATS = "JPEG, PNG, WebP, AVIF, HEIC, GIF or BMP"
+
 C = ErrorCode
 SPECS: dict[ErrorCode, ErrorSpec] = {
     C.MissingImage: ErrorSpec(
-        400, "{param} is required (a JPEG, PNG, WebP, GIF or BMP photo)",
+        400, f"{{param}} is required (a {IMAGE_FORMATS} photo)",
         "no image (`image_base64`, `image_url` or `file`), and no `start_row_key`"),
     C.AmbiguousImage: ErrorSpec(400, "send one image only: {given} were all given", "more than one of `image_base64`, `image_url` and `file`"),
     C.InvalidBase64: ErrorSpec(400, "{param} is not valid base64", "`image_base64` is not base64 (standard or URL-safe, `data:` prefix allowed)"),
@@ -110,7 +113,7 @@ SPECS: dict[ErrorCode, ErrorSpec] = {
     C.ImageTooSmall: ErrorSpec(400, "{param} is {width}x{height} pixels; each side must be at least {min_side}", "a side under 8 px"),
     C.InvalidImage: ErrorSpec(400, "{param} {reason}", "not an image, or damaged"),
     C.UnsupportedImageFormat: ErrorSpec(
-        400, "{param} is a {format} image; use JPEG, PNG, WebP, GIF or BMP", "an image, but not JPEG, PNG, WebP, GIF or BMP"),
+        400, f"{{param}} is a {{format}} image; use {IMAGE_FORMATS}", f"an image, but not {IMAGE_FORMATS}"),
     C.InvalidParam0: ErrorSpec(400, "param0 {reason}", "`param0` is not a JSON object (searchV2)"),
     C.UnknownParameter: ErrorSpec(
         400, "{param} is not a parameter of this request; known: {known}", "a field this request does not have (typos do not pass silently)"),

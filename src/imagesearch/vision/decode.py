@@ -14,8 +14,12 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-from ..errors import ErrorCode, RequestError, format_bytes, format_pixels
+from ..errors import IMAGE_FORMATS, ErrorCode, RequestError, format_bytes, format_pixels
+
+# HEIC/HEIF, what phones take photos in (AVIF is Pillow's own).  The photo's rotation is applied while decoding.
+register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 #: Longest side of the thumbnails stored in the catalog.
 THUMBNAIL_SIDE = 256
@@ -23,8 +27,8 @@ THUMBNAIL_SIDE = 256
 #: ``image.info`` key holding the size before any draft-mode reduction.
 ORIGINAL_SIZE = "imagesearch_original_size"
 
-#: Formats we accept, by Pillow's format name.
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"})
+#: Formats we accept, by Pillow's format name (MPO: a phone's JPEG with a second picture, HEIF: HEIC photos).
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "AVIF", "HEIF", "GIF", "BMP", "MPO"})
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ def decode_image(
     if not data:
         raise RequestError(ErrorCode.EmptyImage, param)
     check_size(len(data), limits.max_bytes, param)
-    not_an_image = RequestError(ErrorCode.InvalidImage, param, reason="is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP)")
+    not_an_image = RequestError(ErrorCode.InvalidImage, param, reason=f"is not an image in a supported format ({IMAGE_FORMATS})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -81,7 +85,10 @@ def decode_image(
         image.load()
         if draft_size:
             image = _reduced(image, draft_size)
+        stored = image.size
         image = _to_rgb(ImageOps.exif_transpose(image))
+        if image.size != stored:  # a quarter turn (a phone held upright): boxes are in the upright photo's pixels
+            width, height = height, width
         image.info[ORIGINAL_SIZE] = (width, height)
         return image
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
