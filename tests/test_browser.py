@@ -250,6 +250,36 @@ def test_find_each_product_offers_a_box_per_product(page: Any, site: dict[str, A
     assert page.locator(".found-box").nth(right).get_attribute("aria-pressed") == "true" and page.locator("#region-box").is_visible()
 
 
+def test_a_heic_photo_is_shown_by_the_service_and_its_boxes_land_on_its_products(page: Any, site: dict[str, Any], tmp_path: Path) -> None:
+    """Chromium cannot show HEIC (an iPhone's photos): the page shows the service's upright JPEG of it instead
+    (1024 px wide for a 2000 px photo), and the boxes the service answers, in the photo's own pixels, still land
+    on the products."""
+    from PIL import Image
+
+    photo = Image.new("RGB", (2000, 1000), (120, 110, 100))
+    photo.paste(product_image(3, (640, 640)), (120, 180))
+    photo.paste(product_image(9, (640, 640)), (1240, 180))
+    path = tmp_path / "two.heic"
+    photo.save(path, format="HEIF", quality=90)
+    with page.expect_response(lambda response: response.url.endswith("/v1/preview")) as answer:
+        upload(page, site, path)
+    assert answer.value.status == 200 and answer.value.headers["x-image-width"] == "2000"
+    page.wait_for_function("document.getElementById('query-preview').naturalWidth === 1024")
+    page.wait_for_selector("#results .card")
+    assert page.locator("#query-preview").is_visible() and not page.locator("#error").is_visible()
+    with page.expect_response(lambda response: response.url.endswith("/v1/search")) as found:
+        page.click("#find-products")
+    groups = found.value.json()["groups"]
+    page.wait_for_selector(".found-box.active")
+    image = page.locator("#query-preview").bounding_box()
+    for index, group in enumerate(groups[:2]):
+        box = page.locator(".found-box").nth(index).bounding_box()
+        middle = (box["x"] + box["width"] / 2 - image["x"]) / image["width"]
+        expected = (group["region"]["x"] + group["region"]["width"] / 2) / 2000
+        assert abs(middle - expected) < 0.02 and box["x"] + box["width"] <= image["x"] + image["width"] + 1
+    assert {group["products"][0]["product_id"] for group in groups[:2]} == {"p003", "p009"}
+
+
 def test_minimum_similarity_and_one_result_per_item(page: Any, site: dict[str, Any]) -> None:
     upload(page, site, site["query"])
     page.wait_for_selector("#results .card")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from conftest import cli, jpeg_bytes, product_record, running_server, write_catalog
 
@@ -167,6 +168,42 @@ def test_catalog_overview_and_per_image_match(server: dict[str, Any]) -> None:
     assert len(scores) == 2 and scores[1] > 0.99 > scores[0]
     missing = httpx.post(f"{server['base']}/v1/products/p000/match", data={"x": "1"}, timeout=30)
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "MissingImage"
+
+
+def test_phone_photos_search_and_preview(server: dict[str, Any]) -> None:
+    """A HEIC photo (an iPhone's) and an AVIF one search like their JPEG; ``/v1/preview`` sends a photo back upright
+    as a JPEG, with the upright size that regions and boxes are measured in (a HEIC stored sideways: 1600 x 1200
+    upright, the preview 1024 x 768)."""
+    import io
+
+    from PIL import Image
+
+    def encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt, **options)
+        return buffer.getvalue()
+
+    base = server["base"]
+    for fmt, mime in (("HEIF", "image/heic"), ("AVIF", "image/avif")):
+        files = {"file": (f"q.{fmt.lower()}", encoded(product_image(4), fmt, quality=90), mime)}
+        body = httpx.post(f"{base}/v1/search", files=files, timeout=30).json()
+        assert body["products"][0]["product_id"] == "p004" and body["products"][0]["score"] > 0.97, (fmt, body)
+    upright = product_image(6, (1600, 1200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    stored = encoded(upright.transpose(Image.Transpose.ROTATE_90), "HEIF", exif=exif.tobytes())
+    answer = httpx.post(f"{base}/v1/preview", files={"file": ("q.heic", stored, "image/heic")}, timeout=30)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
+    assert (answer.headers["x-image-width"], answer.headers["x-image-height"]) == ("1600", "1200")
+    shown = Image.open(io.BytesIO(answer.content))
+    assert shown.size == (1024, 768)
+    difference = np.abs(np.asarray(shown, np.int16) - np.asarray(upright.resize((1024, 768)), np.int16)).mean()
+    assert difference < 12  # the photo itself, the right way up
+    for request, code in (({"data": {"x": "1"}}, "MissingImage"), ({"files": {"file": ("q.txt", b"not an image", "text/plain")}}, "InvalidImage"),
+                          ({"files": {"file": ("q.tif", encoded(Image.new("RGB", (20, 20)), "TIFF"), "image/tiff")}}, "UnsupportedImageFormat")):
+        refused = httpx.post(f"{base}/v1/preview", timeout=30, **request)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == code
+    assert "/v1/preview" in httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
 
 
 def test_two_workers(tmp_path: Path, model_cache: Path) -> None:

@@ -32,7 +32,7 @@ from ..ingest.importer import (
     import_product,
 )
 from ..pricing.money import parse_currency
-from ..search.engine import SearchEngine, SearchPage
+from ..search.engine import PREVIEW_SIDE, SearchEngine, SearchPage
 from ..search.params import MAX_PAGE_NO, MAX_PAGE_SIZE, SIMILAR_FIELDS, V1_FIELDS
 from ..search.presentation import (
     Presented,
@@ -251,14 +251,15 @@ class NativeApi:
 
     def match(self, product_id: str, body: bytes, content_type: str) -> dict[str, Any]:
         product = self._product(product_id)
-        _, files = parse_form(body, content_type, ErrorCode.InvalidRequest)
-        if "file" not in files:
-            raise RequestError(ErrorCode.MissingImage, "file")
-        scores = self.engine.match_images(product, files["file"], "file")
+        scores = self.engine.match_images(product, _uploaded_file(body, content_type), "file")
         return {
             "product_id": product_id,
             "images": [{"image_id": image_id, "score": round(scores.get(image_id, 0.0), 4)} for image_id in product.image_ids],
         }
+
+    def preview(self, body: bytes, content_type: str) -> Response:
+        jpeg, (width, height) = self.engine.preview(_uploaded_file(body, content_type), "file")
+        return Response(jpeg, media_type="image/jpeg", headers={"X-Image-Width": str(width), "X-Image-Height": str(height)})
 
     def check_admin(self, authorization: str) -> None:
         if not self.settings.admin_token:
@@ -352,6 +353,20 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
             body = await read_body(request, limit)
             return await json_from_thread(api.match, product_id, body, request.headers.get("content-type", ""))
 
+    @router.post("/preview", summary=f"The photo as the service sees it: upright, a JPEG of at most {PREVIEW_SIDE:,} px a side (multipart file)",
+                 response_class=Response, responses={200: {
+                     "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                     "description": "the JPEG; its headers give the upright photo's size, in which regions and boxes are measured",
+                     "headers": {"X-Image-Width": {"schema": {"type": "integer"}}, "X-Image-Height": {"schema": {"type": "integer"}}},
+                 }})
+    async def preview(request: Request) -> Response:
+        """For a page whose browser cannot show the photo (HEIC, in most browsers), and to see the rotation applied."""
+        if api.settings.v1_requires_app_key:
+            await run_in_threadpool(api.check_app, request.headers)
+        with admission.slot():
+            body = await read_body(request, limit)
+            return await run_in_threadpool(api.preview, body, request.headers.get("content-type", ""))
+
     @router.get("/categories", summary="The categories in use (first and second level), named in a language, with product counts")
     async def categories(lang: str | None = None) -> Response:
         """Their ids are what category_id takes on /v1/search."""
@@ -373,3 +388,11 @@ def build_native_router(api: NativeApi, public_url: Callable[[Request], str], ad
         return await json_from_thread(api.delete, product_id)
 
     return router
+
+
+def _uploaded_file(body: bytes, content_type: str) -> bytes:
+    """The ``file`` part of a multipart (or urlencoded) body; MissingImage without one."""
+    _, files = parse_form(body, content_type, ErrorCode.InvalidRequest)
+    if "file" not in files:
+        raise RequestError(ErrorCode.MissingImage, "file")
+    return files["file"]

@@ -42,7 +42,7 @@ from ..index.base import IdSet, VectorIndex
 from ..parts import Parts
 from ..pricing.money import in_base
 from ..pricing.rates import RATES_FILE, RatesTable
-from ..vision.decode import REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side, in_original
+from ..vision.decode import ORIGINAL_SIZE, REGION_DRAFT_FACTOR, crop_region, decode_image, draft_side, in_original, thumbnail_jpeg
 from ..vision.embedder import l2_normalize
 from ..vision.subject import WHOLE, Box, Share, locate
 from ..vision.verify import VERIFIER, LocalFeatures, best_inliers, extract, query_pair
@@ -66,6 +66,8 @@ INITIAL_K = 400
 FILTER_CACHE = 64
 #: Local features of catalog thumbnails kept in memory for "same" verification.
 FEATURE_CACHE = 4096
+#: Longest side of a query photo's preview (:meth:`SearchEngine.preview`).
+PREVIEW_SIDE = 1024
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,13 @@ class SearchEngine:
     def decode_query(self, data: bytes, param: str = "image") -> Image.Image:
         """Decode the query exactly as catalog images are decoded (``param`` names it in errors)."""
         return decode_image(data, self.parts.decode_limits, draft_size=draft_side(self.parts.embedder.input_size), param=param)
+
+    def preview(self, data: bytes, param: str = "image") -> tuple[bytes, tuple[int, int]]:
+        """The photo upright, as a JPEG of at most :data:`PREVIEW_SIDE` a side, and its upright size in pixels
+        (what a ``region`` and the boxes answered are measured in): what a web page shows when its browser cannot
+        decode the photo itself (HEIC, in most browsers)."""
+        image = decode_image(data, self.parts.decode_limits, draft_size=PREVIEW_SIDE, param=param)
+        return thumbnail_jpeg(image, PREVIEW_SIDE), image.info[ORIGINAL_SIZE]
 
     def embed_query(self, data: bytes, param: str = "image") -> tuple[Image.Image, np.ndarray]:
         """Decode the query as catalog images are decoded, and embed it."""

@@ -7,7 +7,9 @@ const $ = (id) => document.getElementById(id);
 // `groups`: the products "Find each product" located, each {box, page}: its box and the first page of its matches.
 // `query`: what the shown results were searched with ("photo", or "text" with a CLIP-family model), so a changed option
 // searches again the same way.
-const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0, region: null, query: "photo", groups: [] };
+// `size`: the photo's upright size in pixels, in which the service measures boxes, when the preview shown is the
+// service's smaller copy (null: the preview is the photo itself).
+const state = { file: null, pages: [], index: -1, lastQueryUrl: null, search: 0, region: null, query: "photo", groups: [], size: null };
 
 function showError(message, id = "error") {
   $(id).textContent = message;
@@ -49,11 +51,32 @@ function setFile(file) {
   state.file = file;
   if (state.lastQueryUrl) URL.revokeObjectURL(state.lastQueryUrl);
   state.lastQueryUrl = URL.createObjectURL(file);
-  $("query-preview").src = state.lastQueryUrl;
+  state.size = null;
+  const preview = $("query-preview");
+  preview.onerror = () => { preview.onerror = null; servicePreview(file); };
+  preview.src = state.lastQueryUrl;
   $("preview").hidden = false;
   showFound([]);
   showRegion(null);
   search();
+}
+
+/** A photo the browser cannot show (HEIC, in most browsers): the service decodes it and sends it back upright as a
+ * JPEG, with the photo's size (what the boxes it answers are measured in). A photo it cannot read either is not shown:
+ * the search says what is wrong with it. */
+async function servicePreview(file) {
+  const form = new FormData();
+  form.append("file", file);
+  let response = null;
+  try { response = await fetch("/v1/preview", { method: "POST", body: form }); } catch (err) { /* the search reports it */ }
+  if (state.file !== file) return;
+  if (!response || !response.ok) { $("preview").hidden = true; return; }
+  const blob = await response.blob();
+  if (state.file !== file) return;
+  state.size = [Number(response.headers.get("x-image-width")), Number(response.headers.get("x-image-height"))];
+  URL.revokeObjectURL(state.lastQueryUrl);
+  state.lastQueryUrl = URL.createObjectURL(blob);
+  $("query-preview").src = state.lastQueryUrl;
 }
 
 /** Ask the service where the products in the photo are (`groups`: each with its box and its first page of
@@ -72,7 +95,7 @@ async function findProducts() {
     const answer = await api("/v1/search", { method: "POST", body: form });
     if (mine !== state.search) return;
     const image = $("query-preview");
-    const [width, height] = [image.naturalWidth, image.naturalHeight];
+    const [width, height] = state.size || [image.naturalWidth, image.naturalHeight];
     state.groups = (answer.groups || []).map((group) => ({ page: group, box: [group.region.x / width, group.region.y / height,
       group.region.width / width, group.region.height / height].map((value) => Number(value.toFixed(4))) }));
     showFound(state.groups.map((group) => group.box));
