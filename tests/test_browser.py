@@ -90,6 +90,8 @@ def test_the_empty_page_is_clean(page: Any, site: dict[str, Any]) -> None:
     assert not page.locator("#error").is_visible() and page.locator("#status").inner_text() == ""
     assert page.evaluate("document.querySelector('link[rel=icon]').href").endswith("/static/favicon.svg")
     assert not page.locator("#text-query").is_visible()  # the default model reads photos only
+    # A phone offers its photo library as well as the camera (``capture`` would open the camera only).
+    assert page.get_attribute("#file", "capture") is None and ".heic" in page.get_attribute("#file", "accept")
     shot(page, "empty")
 
 
