@@ -24,7 +24,7 @@ register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 #: Longest side of the thumbnails stored in the catalog.
 THUMBNAIL_SIDE = 256
 
-#: ``image.info`` key holding the size before any draft-mode reduction.
+#: ``image.info`` key holding the photo's full size, upright: before any draft-mode reduction, after its EXIF rotation.
 ORIGINAL_SIZE = "imagesearch_original_size"
 
 #: Formats we accept, by Pillow's format name (MPO: a phone's JPEG with a second picture, HEIF: HEIC photos).

@@ -67,12 +67,13 @@ function setFile(file) {
 async function servicePreview(file) {
   const form = new FormData();
   form.append("file", file);
-  let response = null;
-  try { response = await fetch("/v1/preview", { method: "POST", body: form }); } catch (err) { /* the search reports it */ }
+  let response = null, blob = null;
+  try {
+    response = await fetch("/v1/preview", { method: "POST", body: form });
+    if (response.ok) blob = await response.blob();
+  } catch (err) { /* the search reports it */ }
   if (state.file !== file) return;
-  if (!response || !response.ok) { $("preview").hidden = true; return; }
-  const blob = await response.blob();
-  if (state.file !== file) return;
+  if (!blob) { $("preview").hidden = true; return; }
   state.size = [Number(response.headers.get("x-image-width")), Number(response.headers.get("x-image-height"))];
   URL.revokeObjectURL(state.lastQueryUrl);
   state.lastQueryUrl = URL.createObjectURL(blob);
