@@ -280,6 +280,7 @@ def test_a_heic_photo_is_shown_by_the_service_and_its_boxes_land_on_its_products
         expected = (group["region"]["x"] + group["region"]["width"] / 2) / 2000
         assert abs(middle - expected) < 0.02 and box["x"] + box["width"] <= image["x"] + image["width"] + 1
     assert {group["products"][0]["product_id"] for group in groups[:2]} == {"p003", "p009"}
+    shot(page, "heic")
 
 
 def test_minimum_similarity_and_one_result_per_item(page: Any, site: dict[str, Any]) -> None:
