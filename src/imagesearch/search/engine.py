@@ -405,14 +405,15 @@ class SearchEngine:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         image, photo, box, boxes, crops, floor, early = None, None, None, [], [], params.min_score, None
+        cropped = self._crops(params)  # the query is the photo's located main subject
         if params.text is not None:
             vector, floor = self._embed_text(params.text), 0.0 if floor is None else floor
         else:
             if params.region is not None:
                 image, box = self._region_query(params.image, params.image_param, params.region)  # type: ignore[arg-type]
-            elif params.groups or self._crops(params):
+            elif params.groups or cropped:
                 photo, image, boxes = self._located_query(params, timings)
-                box = in_original(photo, boxes[0]) if self._crops(params) else None
+                box = in_original(photo, boxes[0]) if cropped else None
             else:
                 image = self.decode_query(params.image, params.image_param)  # type: ignore[arg-type]
             crops = [photo.crop(located.corners) for located in boxes] if photo is not None and params.groups else []
@@ -420,13 +421,13 @@ class SearchEngine:
             early = self._extractors.submit(extract, image) if params.search_type == "same" else None
             # The query and the groups' boxes (the first is the query itself with ``crop``) in one network run:
             # 1.5-3.7 ms less than a run for each (BENCHMARKS.md).
-            vectors = self.parts.embedder.embed([image, *(crops[1:] if self._crops(params) else crops)])
+            vectors = self.parts.embedder.embed([image, *(crops[1:] if cropped else crops)])
             vector = vectors[0]
         timings["embed_ms"] = (time.perf_counter() - started) * 1000 - timings.get("locate_ms", 0.0)
         # Where the product is in the query when the search knows it already (``same`` verifies only its keypoints).
-        subject = WHOLE if params.region is not None or self._crops(params) else boxes[0].share(photo.size) if photo is not None else None
+        subject = WHOLE if params.region is not None or cropped else boxes[0].share(photo.size) if photo is not None else None
         page = self._rank_and_page(params, image, vector, floor, timings, early, subject)
-        groups = self._group_pages(params, photo, boxes, crops, vectors if self._crops(params) else vectors[1:], floor) if crops else []
+        groups = self._group_pages(params, photo, boxes, crops, vectors if cropped else vectors[1:], floor) if crops else []
         return replace(page, region=box, subject=in_original(photo, boxes[0]) if photo is not None and boxes else None, groups=groups)
 
     def _rank_and_page(
